@@ -1,0 +1,201 @@
+// From a validated problem to a kernel key and run-time parameters; dispatch to the backend.
+#include "runtime/attention_problem.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "codegen/tile_config.h"
+#include "flashjit/error.h"
+#include "runtime/config.h"
+#include "runtime/cpu_backend.h"
+#include "runtime/cpu_target.h"
+#include "templates/cpu/fwd_params.h"
+
+namespace flashjit {
+namespace {
+
+struct MaskSpec {
+  bool causal = false, local = false;
+  int left = flashjit_cpu::kUnbounded, right = flashjit_cpu::kUnbounded;
+};
+
+// Spec section 3.3: sides wider than the static lengths are unbounded; causal is the window
+// (left, 0); what is left is causal, local (window and/or chunk) or nothing.
+MaskSpec normalize_mask(const AttentionProblem& p) {
+  int left = p.window_left, right = p.window_right;
+  if (left >= p.seqlen_k - 1) left = -1;
+  if (right >= p.seqlen_q - 1) right = -1;
+  if (p.causal) right = 0;
+  MaskSpec m;
+  m.causal = left < 0 && right == 0 && p.attention_chunk == 0;
+  m.local = (left >= 0 || right >= 0 || p.attention_chunk > 0) && !m.causal;
+  if (m.local) {
+    m.left = left < 0 ? flashjit_cpu::kUnbounded : left;
+    m.right = right < 0 ? flashjit_cpu::kUnbounded : right;
+  }
+  return m;
+}
+
+// Sinks arrive as bf16, fp16 or fp32 (h,) on the host.
+void convert_to_float(const Tensor& t, float* out) {
+  for (int64_t i = 0; i < t.size(0); ++i) {
+    const char* at = static_cast<const char*>(t.data) + i * t.stride(0) * dtype_size(t.dtype);
+    switch (t.dtype) {
+      case DType::kFloat32:
+        std::memcpy(&out[i], at, 4);
+        break;
+      case DType::kBFloat16: {
+        uint16_t bits;
+        std::memcpy(&bits, at, 2);
+        const uint32_t w = uint32_t{bits} << 16;
+        std::memcpy(&out[i], &w, 4);
+        break;
+      }
+      case DType::kFloat16: {
+        _Float16 h;
+        std::memcpy(&h, at, 2);
+        out[i] = static_cast<float>(h);
+        break;
+      }
+      case DType::kFloat8E4M3:
+      case DType::kInt32:
+      case DType::kInt64:
+        throw InternalError("flashjit: sinks dtype passed validation but is not convertible");
+    }
+  }
+}
+
+void zero_output(const AttentionProblem& p) {
+  // Empty K for the whole call: out = 0 and LSE = +inf (spec 3.4).
+  const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
+  const int bytes = dtype_size(p.out.dtype);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t b = p.varlen_q ? 0 : r / std::max(p.seqlen_q, 1);
+    const int64_t i = p.varlen_q ? r : r % std::max(p.seqlen_q, 1);
+    for (int hq = 0; hq < p.num_heads; ++hq) {
+      char* row = static_cast<char*>(p.out.data) +
+                  (p.varlen_q ? i * p.out.stride(0) + hq * p.out.stride(1)
+                              : b * p.out.stride(0) + i * p.out.stride(1) + hq * p.out.stride(2)) *
+                      bytes;
+      std::fill(row, row + int64_t{p.head_dim_v} * bytes, char{0});
+      if (p.lse) {
+        float* lse = static_cast<float*>(p.lse->data);
+        const int64_t at =
+            p.varlen_q ? hq * p.lse->stride(0) + i * p.lse->stride(1)
+                       : b * p.lse->stride(0) + hq * p.lse->stride(1) + i * p.lse->stride(2);
+        lse[at] = std::numeric_limits<float>::infinity();
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void run_attention(const AttentionProblem& p) {
+  const JitConfig& config = jit_config();
+  if (p.options.validate || config.validate) validate_index_values(p);
+  const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
+  if (rows == 0 || p.num_heads == 0) return;
+  const bool empty_k = p.varlen_k
+                           ? p.total_k == 0
+                           : (p.paged ? p.num_pages == 0 || p.max_pages == 0 : p.seqlen_k == 0);
+  if (empty_k) {
+    zero_output(p);
+    return;
+  }
+  FLASHJIT_CHECK(p.q.device.type == DeviceType::kCPU)
+      << "q: device " << device_name(p.q.device)
+      << " needs the CUDA backend, which this build does not have yet";
+
+  const MaskSpec mask = normalize_mask(p);
+  const int group = p.num_heads / p.num_heads_k;
+  const bool pack = group > 1 && p.pack_gqa.value_or(true);
+
+  KernelKey key;
+  key.backend = Backend::kCpu;
+  key.dtype_q = key.dtype_kv = key.dtype_o = p.q.dtype;
+  key.head_dim_qk = p.head_dim;
+  key.head_dim_v = p.head_dim_v;
+  key.causal = mask.causal;
+  key.local = mask.local;
+  key.chunked = p.attention_chunk > 0;
+  key.softcap = p.softcap > 0;
+  key.sinks = p.sinks.has_value();
+  key.paged_kv = p.paged;
+  key.varlen_q = p.varlen_q;
+  key.varlen_k = p.varlen_k;
+  key.seqused_k = p.seqused_k != nullptr;
+  key.lse = p.lse.has_value();
+  key.pack_gqa = pack;
+  key.target = host_cpu_target();
+  const TileConfig tiles = default_cpu_tiles(key, p.seqlen_q * (pack ? group : 1));
+  key.block_m = tiles.block_m;
+  key.block_n = tiles.block_n;
+  key = key.canonicalize();
+  key.check_supported();
+
+  flashjit_cpu::FwdParams f{};
+  f.q = p.q.data;
+  f.k = p.k.data;
+  f.v = p.v.data;
+  f.out = p.out.data;
+  f.lse = p.lse ? static_cast<float*>(p.lse->data) : nullptr;
+  auto strides3 = [](const Tensor& t, bool packed, long long& batch, long long& row,
+                     long long& head) {
+    batch = packed ? 0 : t.stride(0);
+    row = packed ? t.stride(0) : t.stride(1);
+    head = packed ? t.stride(1) : t.stride(2);
+  };
+  strides3(p.q, p.varlen_q, f.q_batch_stride, f.q_row_stride, f.q_head_stride);
+  strides3(p.out, p.varlen_q, f.o_batch_stride, f.o_row_stride, f.o_head_stride);
+  strides3(p.k, p.varlen_k, f.k_batch_stride, f.k_row_stride, f.k_head_stride);
+  strides3(p.v, p.varlen_k, f.v_batch_stride, f.v_row_stride, f.v_head_stride);
+  if (p.lse) {
+    const Tensor& l = *p.lse;
+    f.lse_batch_stride = p.varlen_q ? 0 : l.stride(0);
+    f.lse_head_stride = p.varlen_q ? l.stride(0) : l.stride(1);
+    f.lse_row_stride = p.varlen_q ? l.stride(1) : l.stride(2);
+  }
+  f.cu_seqlens_q = p.cu_seqlens_q;
+  f.seqused_q = p.seqused_q;
+  f.cu_seqlens_k = p.cu_seqlens_k;
+  f.seqused_k = p.seqused_k;
+  f.cache_batch_idx = p.cache_batch_idx;
+  f.page_table = p.page_table;
+  f.page_table_stride = p.page_table_stride;
+  thread_local std::vector<float> sinks;
+  if (p.sinks) {
+    sinks.resize(p.num_heads);
+    convert_to_float(*p.sinks, sinks.data());
+    f.sinks = sinks.data();
+  }
+  f.batch = p.batch;
+  f.seqlen_q = p.seqlen_q;
+  f.seqlen_k = p.seqlen_k;
+  f.num_heads = p.num_heads;
+  f.num_heads_k = p.num_heads_k;
+  f.group = group;
+  f.page_size = p.page_size;
+  f.max_pages = p.max_pages;
+  f.num_pages = p.num_pages;
+  f.cache_rows = p.cache_rows;
+  f.total_k = static_cast<int>(p.total_k);
+  f.num_head_groups = pack ? p.num_heads_k : p.num_heads;
+  const int64_t m_rows = int64_t{p.seqlen_q} * (pack ? group : 1);
+  f.num_m_blocks = static_cast<int>((m_rows + key.block_m - 1) / key.block_m);
+  f.window_left = mask.left;
+  f.window_right = mask.right;
+  f.chunk = p.attention_chunk;
+  constexpr double kLog2e = 1.4426950408889634;
+  f.score_scale =
+      static_cast<float>(p.softcap > 0 ? p.softmax_scale / p.softcap : p.softmax_scale * kLog2e);
+  f.softcap_log2 = static_cast<float>(p.softcap * kLog2e);
+
+  const int64_t work = int64_t{p.batch} * f.num_head_groups * f.num_m_blocks;
+  run_cpu_kernel(key, f, work, p.options.num_threads);
+}
+
+}  // namespace flashjit

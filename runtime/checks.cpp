@@ -1,0 +1,76 @@
+// Argument checks with uniform messages: "flashjit: <param>: expected <x>, got <y>".
+#include "runtime/checks.h"
+
+#include "flashjit/error.h"
+
+namespace flashjit::checks {
+
+void rank(const Tensor& t, const char* name, int expected, const char* dims) {
+  FLASHJIT_CHECK(t.rank == expected)
+      << name << ": expected rank " << expected << " " << dims << ", got rank " << t.rank
+      << " with shape " << t.shape_string();
+}
+
+void dtype(const Tensor& t, const char* name, DType expected) {
+  FLASHJIT_CHECK(t.dtype == expected)
+      << name << ": expected dtype " << dtype_name(expected) << ", got " << dtype_name(t.dtype);
+}
+
+void shape(const Tensor& t, const char* name, std::initializer_list<int64_t> expected,
+           const char* dims) {
+  bool ok = static_cast<int>(expected.size()) == t.rank;
+  int i = 0;
+  std::string want = "(";
+  for (int64_t e : expected) {
+    if (ok && e >= 0 && t.shape[i] != e) ok = false;
+    want += (i ? ", " : "") + (e >= 0 ? std::to_string(e) : std::string("*"));
+    ++i;
+  }
+  want += expected.size() == 1 ? ",)" : ")";
+  FLASHJIT_CHECK(ok) << name << ": expected shape " << want << " " << dims << ", got "
+                     << t.shape_string();
+}
+
+void last_dim_contiguous(const Tensor& t, const char* name) {
+  FLASHJIT_CHECK(t.rank == 0 || t.stride(-1) == 1)
+      << name << ": expected a contiguous last dimension (stride 1), got stride " << t.stride(-1);
+}
+
+void contiguous(const Tensor& t, const char* name) {
+  FLASHJIT_CHECK(t.is_contiguous()) << name << ": expected a contiguous tensor";
+}
+
+void has_data(const Tensor& t, const char* name) {
+  FLASHJIT_CHECK(t.data != nullptr || t.numel() == 0)
+      << name << ": expected a data pointer, got null for shape " << t.shape_string();
+  for (int i = 0; i < t.rank; ++i) {
+    FLASHJIT_CHECK(t.shape[i] >= 0)
+        << name << ": expected non-negative sizes, got shape " << t.shape_string();
+  }
+}
+
+void non_negative_strides(const Tensor& t, const char* name) {
+  for (int i = 0; i < t.rank; ++i) {
+    FLASHJIT_CHECK(t.strides[i] >= 0) << name << ": expected non-negative strides, got stride "
+                                      << t.strides[i] << " in dim " << i;
+  }
+}
+
+void same_device(const Tensor& t, const char* name, Device device) {
+  FLASHJIT_CHECK(t.device == device) << name << ": expected device " << device_name(device)
+                                     << " (the device of q), got " << device_name(t.device);
+}
+
+void index_vector(const Tensor& t, const char* name, int64_t n, Device device) {
+  dtype(t, name, DType::kInt32);
+  shape(t, name, {n}, "");
+  contiguous(t, name);
+  has_data(t, name);
+  same_device(t, name, device);
+}
+
+void not_supported_if(bool present, const char* what) {
+  if (present) FLASHJIT_NOT_SUPPORTED() << what;
+}
+
+}  // namespace flashjit::checks

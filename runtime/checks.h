@@ -1,0 +1,27 @@
+// Argument checks shared by the two entry points. Each throws a UsageError that names the
+// parameter, the expected value and the actual value.
+#pragma once
+
+#include <initializer_list>
+#include <string>
+
+#include "flashjit/tensor.h"
+
+namespace flashjit::checks {
+
+void rank(const Tensor& t, const char* name, int expected, const char* dims);
+void dtype(const Tensor& t, const char* name, DType expected);
+// expected sizes; -1 = any.
+void shape(const Tensor& t, const char* name, std::initializer_list<int64_t> expected,
+           const char* dims);
+void last_dim_contiguous(const Tensor& t, const char* name);
+void contiguous(const Tensor& t, const char* name);
+void has_data(const Tensor& t, const char* name);
+void non_negative_strides(const Tensor& t, const char* name);
+// An int32, contiguous (n,) tensor on the given device.
+void index_vector(const Tensor& t, const char* name, int64_t n, Device device);
+void same_device(const Tensor& t, const char* name, Device device);
+// A feature the API names but this build does not implement yet.
+void not_supported_if(bool present, const char* what);
+
+}  // namespace flashjit::checks

@@ -1,0 +1,45 @@
+// Parses the FLASHJIT_* environment variables once.
+#include "runtime/config.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "cache/disk_cache.h"
+
+namespace flashjit {
+namespace {
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::string(v) != "0";
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return (end && *end == '\0' && n >= 0 && n < (1 << 30)) ? static_cast<int>(n) : fallback;
+}
+
+JitConfig read_config() {
+  JitConfig c;
+  c.cache_dir = cache::default_cache_root();
+  c.disable_jit = env_flag("FLASHJIT_DISABLE_JIT");
+  c.validate = env_flag("FLASHJIT_VALIDATE");
+  c.num_threads = env_int("FLASHJIT_NUM_THREADS", 0);
+  c.lock_timeout_ms = env_int("FLASHJIT_LOCK_TIMEOUT_MS", c.lock_timeout_ms);
+  c.verbose = env_flag("FLASHJIT_VERBOSE");
+  if (const char* d = std::getenv("FLASHJIT_DUMP_DIR")) c.dump_dir = d;
+  c.disable_amx = env_flag("FLASHJIT_DISABLE_AMX");
+  return c;
+}
+
+}  // namespace
+
+const JitConfig& jit_config() {
+  static const JitConfig config = read_config();
+  return config;
+}
+
+}  // namespace flashjit

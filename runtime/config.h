@@ -1,0 +1,21 @@
+// Process-wide settings read once from the environment (FLASHJIT_*), never on the call path.
+#pragma once
+
+#include <string>
+
+namespace flashjit {
+
+struct JitConfig {
+  std::string cache_dir;         // FLASHJIT_CACHE_DIR (else XDG / home default; "" = memory only)
+  bool disable_jit = false;      // FLASHJIT_DISABLE_JIT=1: a cache miss is an error
+  bool validate = false;         // FLASHJIT_VALIDATE=1: check index values on every call
+  int num_threads = 0;           // FLASHJIT_NUM_THREADS (0 = hardware concurrency)
+  int lock_timeout_ms = 120000;  // FLASHJIT_LOCK_TIMEOUT_MS: wait for another process's compile
+  bool verbose = false;          // FLASHJIT_VERBOSE=1: one line per compile / load on stderr
+  std::string dump_dir;          // FLASHJIT_DUMP_DIR: write each generated source there
+  bool disable_amx = false;      // FLASHJIT_DISABLE_AMX=1: never use AMX tiles
+};
+
+const JitConfig& jit_config();
+
+}  // namespace flashjit

@@ -1,0 +1,32 @@
+// Kernels by key: an in-memory map in front of the disk cache in front of the compiler, with the
+// load / lock / load-again / build protocol and the process-wide counters.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "flashjit/flashjit.h"
+#include "flashjit/kernel_key.h"
+#include "templates/cpu/fwd_params.h"
+
+namespace flashjit {
+
+using CpuFwdFn = void (*)(const flashjit_cpu::FwdParams*, long long, long long, void*);
+
+struct CpuKernel {
+  CpuFwdFn fwd = nullptr;
+  int64_t scratch_bytes = 0;
+  std::string name;
+};
+
+// Everything that can change a CPU kernel binary, hashed: generator version, full key, generated
+// source, every embedded template, compiler identity and flags. Returned as 64 hex digits.
+std::string cpu_kernel_digest(const KernelKey& key, const std::string& source);
+
+// Returns the loaded kernel for a canonical CPU key whose target is the host. Thread-safe; the
+// reference stays valid for the life of the process.
+const CpuKernel& get_cpu_kernel(const KernelKey& key);
+
+CacheStats registry_stats();
+
+}  // namespace flashjit

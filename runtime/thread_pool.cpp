@@ -1,0 +1,100 @@
+// ThreadPool: workers sleep on a condition variable between jobs and pull chunks from an atomic
+// counter, which balances causal masks and ragged batches without a planning pass.
+#include "runtime/thread_pool.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "flashjit/error.h"
+#include "runtime/config.h"
+
+namespace flashjit {
+
+ThreadPool::ThreadPool(int num_threads) {
+  num_threads = std::max(1, num_threads);
+  arenas_.resize(num_threads);
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& t : workers_) t.join();
+  for (Arena& a : arenas_) std::free(a.data);
+}
+
+ThreadPool& ThreadPool::global() {
+  static ThreadPool pool([] {
+    const int n = jit_config().num_threads;
+    return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }());
+  return pool;
+}
+
+void* ThreadPool::arena(int index, int64_t bytes) {
+  Arena& a = arenas_[index];
+  if (a.bytes < bytes) {
+    std::free(a.data);
+    a.bytes = (bytes + 4095) / 4096 * 4096;
+    a.data = std::aligned_alloc(64, static_cast<size_t>(a.bytes));
+    FLASHJIT_ICHECK(a.data != nullptr) << "out of memory for " << a.bytes << " bytes of scratch";
+  }
+  return a.data;
+}
+
+void ThreadPool::work(int index) {
+  void* scratch = arenas_[index].data;
+  for (;;) {
+    const int64_t begin = next_.fetch_add(chunk_);
+    if (begin >= total_) break;
+    (*task_)(begin, std::min(total_, begin + chunk_), scratch);
+  }
+}
+
+void ThreadPool::worker_loop(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      if (index >= active_threads_) continue;
+    }
+    work(index);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::run(int64_t total, int max_threads, int64_t scratch_bytes, const Task& fn) {
+  if (total <= 0) return;
+  std::lock_guard<std::mutex> run_lock(run_mutex_);
+  int threads = max_threads > 0 ? std::min(max_threads, size()) : size();
+  threads = static_cast<int>(std::min<int64_t>(threads, total));
+  // Arenas are (re)allocated here, by the caller, only when a kernel needs more than before.
+  for (int i = 0; i < threads; ++i) arena(i, std::max<int64_t>(scratch_bytes, 64));
+  // NOTE: about 8 chunks per thread keeps the tail short without contending on the counter.
+  chunk_ = std::max<int64_t>(1, total / (int64_t{threads} * 8));
+  total_ = total;
+  task_ = &fn;
+  next_.store(0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    active_threads_ = threads;
+    pending_ = threads - 1;
+    ++generation_;
+  }
+  if (threads > 1) wake_.notify_all();
+  work(0);
+  std::unique_lock<std::mutex> lock(mutex_);
+  done_.wait(lock, [&] { return pending_ == 0; });
+  task_ = nullptr;
+}
+
+}  // namespace flashjit

@@ -1,0 +1,62 @@
+// A persistent worker pool for the CPU kernels, with one reusable 64-byte-aligned scratch arena
+// per worker, so that a call does no thread creation and (after the first) no heap allocation.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace flashjit {
+
+class ThreadPool {
+ public:
+  // fn(begin, end, scratch) processes work items [begin, end) with a private scratch arena.
+  using Task = std::function<void(int64_t, int64_t, void*)>;
+
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn over [0, total) in dynamically scheduled chunks on up to max_threads threads (0 = all),
+  // the caller included; returns when every item is done. Calls from several threads queue.
+  void run(int64_t total, int max_threads, int64_t scratch_bytes, const Task& fn);
+
+  // The process-wide pool (FLASHJIT_NUM_THREADS or the machine's cores).
+  static ThreadPool& global();
+
+ private:
+  struct Arena {
+    void* data = nullptr;
+    int64_t bytes = 0;
+  };
+  void worker_loop(int index);
+  void work(int index);
+  void* arena(int index, int64_t bytes);
+
+  std::vector<std::thread> workers_;
+  std::vector<Arena> arenas_;
+  std::mutex run_mutex_;  // one job at a time
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  // The current job.
+  const Task* task_ = nullptr;
+  int64_t total_ = 0;
+  int64_t chunk_ = 1;
+  int active_threads_ = 0;
+  int64_t scratch_bytes_ = 0;
+  std::atomic<int64_t> next_{0};
+  int pending_ = 0;
+};
+
+}  // namespace flashjit

@@ -1,0 +1,370 @@
+// Builds the buffers of an AttentionCase, runs flashjit and measures its error.
+#include "reference/attention_case.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "reference/attention_reference.h"
+
+namespace flashjit::testing {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// A typed host buffer of `count` elements filled with NaN (poison).
+struct Buffer {
+  DType dtype;
+  std::vector<uint8_t> bytes;
+  Buffer(DType t, int64_t count) : dtype(t), bytes(static_cast<size_t>(count) * dtype_size(t)) {
+    for (int64_t i = 0; i < count; ++i) set(i, kNaN);
+  }
+  void set(int64_t i, double x) {
+    if (dtype == DType::kFloat32) {
+      const float f = static_cast<float>(x);
+      std::memcpy(&bytes[i * 4], &f, 4);
+    } else if (dtype == DType::kFloat16) {
+      const _Float16 h = static_cast<_Float16>(static_cast<float>(x));
+      std::memcpy(&bytes[i * 2], &h, 2);
+    } else {
+      float f = static_cast<float>(round_to(x, DType::kBFloat16));
+      if (std::isnan(x)) f = std::numeric_limits<float>::quiet_NaN();
+      uint32_t w;
+      std::memcpy(&w, &f, 4);
+      const uint16_t hb = static_cast<uint16_t>(w >> 16);
+      std::memcpy(&bytes[i * 2], &hb, 2);
+    }
+  }
+  double get(int64_t i) const {
+    if (dtype == DType::kFloat32) {
+      float f;
+      std::memcpy(&f, &bytes[i * 4], 4);
+      return f;
+    }
+    if (dtype == DType::kFloat16) {
+      _Float16 h;
+      std::memcpy(&h, &bytes[i * 2], 2);
+      return static_cast<float>(h);
+    }
+    uint16_t hb;
+    std::memcpy(&hb, &bytes[i * 2], 2);
+    const uint32_t w = uint32_t{hb} << 16;
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+  }
+  void* data() { return bytes.data(); }
+};
+
+// A (rows, heads, dim) view with optional padding of every dimension (strided = views into a
+// larger buffer), optionally with a leading batch dimension.
+struct View {
+  int64_t rows_alloc, heads_alloc, dim_alloc;
+  int64_t row_stride, head_stride;
+};
+View make_view(int64_t rows, int64_t heads, int64_t dim, bool strided) {
+  View v;
+  v.rows_alloc = rows;
+  v.heads_alloc = heads + (strided ? 1 : 0);
+  v.dim_alloc = dim + (strided ? 8 : 0);
+  v.head_stride = v.dim_alloc;
+  v.row_stride = v.heads_alloc * v.dim_alloc;
+  return v;
+}
+
+}  // namespace
+
+std::string AttentionCase::name() const {
+  std::string s =
+      fmt::format("{}_{}_b{}_h{}x{}_d{}x{}_q{}_k{}", api == Api::kVarlen ? "varlen" : "kvc",
+                  dtype_name(dtype), batch, num_heads, num_heads_k, head_dim,
+                  head_dim_v ? head_dim_v : head_dim, seqlen_q, seqlen_k);
+  if (random_lengths) s += "_rl";
+  if (varlen_q) s += "_vq";
+  if (page_size) s += fmt::format("_pg{}", page_size);
+  if (cache_batch_idx) s += "_bidx";
+  if (cache_seqlens) s += "_cs";
+  if (seqused) s += "_used";
+  if (causal) s += "_causal";
+  if (window_left >= 0 || window_right >= 0) s += fmt::format("_w{}_{}", window_left, window_right);
+  if (attention_chunk) s += fmt::format("_chunk{}", attention_chunk);
+  if (softcap > 0) s += "_softcap";
+  if (sinks) s += "_sinks";
+  if (!lse) s += "_nolse";
+  if (strided) s += "_strided";
+  if (pack_gqa) s += *pack_gqa ? "_pack" : "_nopack";
+  if (softmax_scale) s += "_scale";
+  for (char& ch : s)
+    if (ch == '-') ch = 'm';
+  return s;
+}
+
+CaseResult run_case(const AttentionCase& c) {
+  std::mt19937_64 rng(c.seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const int b = c.batch, h = c.num_heads, hk = c.num_heads_k, d = c.head_dim;
+  const int dv = c.head_dim_v ? c.head_dim_v : c.head_dim;
+  const DType dt = c.dtype;
+
+  // Logical lengths.
+  RefInputs in;
+  in.batch = b;
+  in.num_heads = h;
+  in.num_heads_k = hk;
+  in.head_dim = d;
+  in.head_dim_v = dv;
+  std::vector<int> qlen_alloc(b, c.seqlen_q), klen_alloc(b, c.seqlen_k);
+  in.lq.assign(b, c.seqlen_q);
+  in.lk.assign(b, c.seqlen_k);
+  const bool ragged_q = c.api == Api::kVarlen || c.varlen_q;
+  for (int i = 0; i < b; ++i) {
+    if (c.random_lengths && ragged_q)
+      qlen_alloc[i] =
+          std::uniform_int_distribution<int>(std::max(1, c.seqlen_q - 20), c.seqlen_q)(rng);
+    if (c.random_lengths && (c.api == Api::kVarlen || c.cache_seqlens)) {
+      klen_alloc[i] = (i % 5 == 4 || (b > 1 && i == b - 1))
+                          ? 0
+                          : std::uniform_int_distribution<int>(0, c.seqlen_k)(rng);
+    }
+    in.lq[i] = qlen_alloc[i];
+    in.lk[i] = klen_alloc[i];
+    if (c.seqused && c.api == Api::kVarlen) {
+      in.lq[i] = std::uniform_int_distribution<int>(0, qlen_alloc[i])(rng);
+      in.lk[i] = std::uniform_int_distribution<int>(0, klen_alloc[i])(rng);
+    }
+  }
+  if (c.api == Api::kKvcache && !c.cache_seqlens) {
+    std::fill(klen_alloc.begin(), klen_alloc.end(), c.seqlen_k);
+    in.lk = klen_alloc;
+  }
+  auto randv = [&](size_t n) {
+    std::vector<double> x(n);
+    for (double& e : x) e = round_to(normal(rng), dt);
+    return x;
+  };
+  in.q.resize(b);
+  in.k.resize(b);
+  in.v.resize(b);
+  for (int i = 0; i < b; ++i) {
+    in.q[i] = randv(static_cast<size_t>(in.lq[i]) * h * d);
+    in.k[i] = randv(static_cast<size_t>(klen_alloc[i]) * hk * d);
+    in.v[i] = randv(static_cast<size_t>(klen_alloc[i]) * hk * dv);
+  }
+  in.softmax_scale = c.softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(d)));
+  in.causal = c.causal;
+  in.window_left = c.window_left;
+  in.window_right = c.window_right;
+  in.attention_chunk = c.attention_chunk;
+  in.softcap = c.softcap;
+  Buffer sinks_buf(DType::kBFloat16, h);
+  if (c.sinks) {
+    for (int i = 0; i < h; ++i) {
+      in.sinks.push_back(round_to(normal(rng), DType::kBFloat16));
+      sinks_buf.set(i, in.sinks[i]);
+    }
+  }
+
+  // Query / output layout.
+  std::vector<int32_t> cu_q(b + 1, 0), cu_k(b + 1, 0), used_q(b), used_k(b);
+  for (int i = 0; i < b; ++i) {
+    cu_q[i + 1] = cu_q[i] + (ragged_q ? qlen_alloc[i] : c.seqlen_q);
+    cu_k[i + 1] = cu_k[i] + klen_alloc[i];
+    used_q[i] = in.lq[i];
+    used_k[i] = in.lk[i];
+  }
+  const int64_t total_q = cu_q[b], total_k = cu_k[b];
+  const View qv = make_view(total_q, h, d, c.strided), ov = make_view(total_q, h, dv, c.strided);
+  Buffer qbuf(dt, qv.rows_alloc * qv.row_stride), obuf(dt, ov.rows_alloc * ov.row_stride);
+  for (int i = 0; i < b; ++i)
+    for (int r = 0; r < in.lq[i]; ++r)
+      for (int hh = 0; hh < h; ++hh)
+        for (int e = 0; e < d; ++e)
+          qbuf.set((cu_q[i] + r) * qv.row_stride + hh * qv.head_stride + e,
+                   in.q[i][(static_cast<size_t>(r) * h + hh) * d + e]);
+  // Rows of q past seqused_q hold finite garbage (they must not be computed or written).
+  for (int64_t e = 0; e < qv.rows_alloc * qv.row_stride; ++e)
+    if (std::isnan(qbuf.get(e))) qbuf.set(e, 0.5);
+
+  std::vector<float> lse_buf(static_cast<size_t>(h) * total_q + 1,
+                             std::numeric_limits<float>::quiet_NaN());
+
+  // Keys/values layout.
+  std::vector<int32_t> page_table, batch_idx(b), cache_seqlens(b);
+  int64_t kv_rows = 0;  // rows of the k/v buffers in their first two dims
+  int cache_rows = b, pages_per_seq = 0, num_pages = 0;
+  if (c.cache_batch_idx) cache_rows = b + 2;
+  std::vector<int> row_of(b);
+  std::iota(row_of.begin(), row_of.end(), 0);
+  if (c.cache_batch_idx) {
+    std::vector<int> perm(cache_rows);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    for (int i = 0; i < b; ++i) row_of[i] = batch_idx[i] = perm[i];
+  }
+  // Logical key j of sequence i lives at storage row key_row(i, j) of a (rows, hk, dim) array.
+  std::vector<int32_t> page_perm;
+  if (c.api == Api::kVarlen) {
+    kv_rows = total_k;
+  } else if (c.page_size > 0) {
+    pages_per_seq = (c.seqlen_k + c.page_size - 1) / c.page_size;
+    num_pages = pages_per_seq * cache_rows + 3;
+    page_perm.resize(num_pages);
+    std::iota(page_perm.begin(), page_perm.end(), 0);
+    std::shuffle(page_perm.begin(), page_perm.end(), rng);
+    page_table.assign(static_cast<size_t>(cache_rows) * pages_per_seq, 0);
+    for (int r = 0; r < cache_rows; ++r)
+      for (int pgi = 0; pgi < pages_per_seq; ++pgi)
+        page_table[r * pages_per_seq + pgi] = page_perm[r * pages_per_seq + pgi];
+    kv_rows = static_cast<int64_t>(num_pages) * c.page_size;
+  } else {
+    kv_rows = static_cast<int64_t>(cache_rows) * c.seqlen_k;
+  }
+  auto key_row = [&](int i, int j) -> int64_t {
+    if (c.api == Api::kVarlen) return cu_k[i] + j;
+    if (c.page_size > 0)
+      return static_cast<int64_t>(page_table[row_of[i] * pages_per_seq + j / c.page_size]) *
+                 c.page_size +
+             j % c.page_size;
+    return static_cast<int64_t>(row_of[i]) * c.seqlen_k + j;
+  };
+  const View kview = make_view(kv_rows, hk, d, c.strided),
+             vview = make_view(kv_rows, hk, dv, c.strided);
+  Buffer kbuf(dt, kview.rows_alloc * kview.row_stride),
+      vbuf(dt, vview.rows_alloc * vview.row_stride);
+  for (int i = 0; i < b; ++i)
+    for (int j = 0; j < klen_alloc[i]; ++j)
+      for (int hh = 0; hh < hk; ++hh) {
+        for (int e = 0; e < d; ++e)
+          kbuf.set(key_row(i, j) * kview.row_stride + hh * kview.head_stride + e,
+                   in.k[i][(static_cast<size_t>(j) * hk + hh) * d + e]);
+        for (int e = 0; e < dv; ++e)
+          vbuf.set(key_row(i, j) * vview.row_stride + hh * vview.head_stride + e,
+                   in.v[i][(static_cast<size_t>(j) * hk + hh) * dv + e]);
+      }
+  // The logical K/V the reference sees are the first lk keys.
+  for (int i = 0; i < b; ++i) {
+    in.k[i].resize(static_cast<size_t>(in.lk[i]) * hk * d);
+    in.v[i].resize(static_cast<size_t>(in.lk[i]) * hk * dv);
+  }
+  for (int i = 0; i < b; ++i) cache_seqlens[i] = in.lk[i];
+
+  // Run.
+  auto view3 = [&](Buffer& buf, const View& v, int64_t rows, int64_t heads, int64_t dim) {
+    return Tensor::strided(buf.data(), dt, {rows, heads, dim}, {v.row_stride, v.head_stride, 1});
+  };
+  auto view4 = [&](Buffer& buf, const View& v, int64_t n0, int64_t n1, int64_t heads, int64_t dim) {
+    return Tensor::strided(buf.data(), dt, {n0, n1, heads, dim},
+                           {n1 * v.row_stride, v.row_stride, v.head_stride, 1});
+  };
+  Tensor sinks_t = Tensor::contiguous(sinks_buf.data(), DType::kBFloat16, {h});
+  if (c.api == Api::kVarlen) {
+    VarlenArgs a;
+    a.q = view3(qbuf, qv, total_q, h, d);
+    a.k = view3(kbuf, kview, total_k, hk, d);
+    a.v = view3(vbuf, vview, total_k, hk, dv);
+    a.out = view3(obuf, ov, total_q, h, dv);
+    a.cu_seqlens_q = Tensor::contiguous(cu_q.data(), DType::kInt32, {b + 1});
+    a.cu_seqlens_k = Tensor::contiguous(cu_k.data(), DType::kInt32, {b + 1});
+    a.max_seqlen_q = c.seqlen_q;
+    a.max_seqlen_k = c.seqlen_k;
+    if (c.seqused) {
+      a.seqused_q = Tensor::contiguous(used_q.data(), DType::kInt32, {b});
+      a.seqused_k = Tensor::contiguous(used_k.data(), DType::kInt32, {b});
+    }
+    a.softmax_scale = c.softmax_scale;
+    a.causal = c.causal;
+    a.window_size = {c.window_left, c.window_right};
+    a.attention_chunk = c.attention_chunk;
+    a.softcap = c.softcap;
+    a.pack_gqa = c.pack_gqa;
+    if (c.sinks) a.sinks = sinks_t;
+    a.return_softmax_lse = c.lse;
+    if (c.lse) a.softmax_lse = Tensor::contiguous(lse_buf.data(), DType::kFloat32, {h, total_q});
+    a.options.validate = true;
+    flash_attn_varlen(a);
+  } else {
+    KvcacheArgs a;
+    if (c.varlen_q) {
+      a.q = view3(qbuf, qv, total_q, h, d);
+      a.out = view3(obuf, ov, total_q, h, dv);
+      a.cu_seqlens_q = Tensor::contiguous(cu_q.data(), DType::kInt32, {b + 1});
+      a.max_seqlen_q = c.seqlen_q;
+      if (c.lse) a.softmax_lse = Tensor::contiguous(lse_buf.data(), DType::kFloat32, {h, total_q});
+    } else {
+      a.q = view4(qbuf, qv, b, c.seqlen_q, h, d);
+      a.out = view4(obuf, ov, b, c.seqlen_q, h, dv);
+      if (c.lse)
+        a.softmax_lse = Tensor::contiguous(lse_buf.data(), DType::kFloat32, {b, h, c.seqlen_q});
+    }
+    if (c.page_size > 0) {
+      a.k_cache = view4(kbuf, kview, num_pages, c.page_size, hk, d);
+      a.v_cache = view4(vbuf, vview, num_pages, c.page_size, hk, dv);
+      a.page_table =
+          Tensor::contiguous(page_table.data(), DType::kInt32, {cache_rows, pages_per_seq});
+    } else {
+      a.k_cache = view4(kbuf, kview, cache_rows, c.seqlen_k, hk, d);
+      a.v_cache = view4(vbuf, vview, cache_rows, c.seqlen_k, hk, dv);
+    }
+    if (c.cache_batch_idx)
+      a.cache_batch_idx = Tensor::contiguous(batch_idx.data(), DType::kInt32, {b});
+    if (c.cache_seqlens)
+      a.cache_seqlens = Tensor::contiguous(cache_seqlens.data(), DType::kInt32, {b});
+    a.softmax_scale = c.softmax_scale;
+    a.causal = c.causal;
+    a.window_size = {c.window_left, c.window_right};
+    a.attention_chunk = c.attention_chunk;
+    a.softcap = c.softcap;
+    a.pack_gqa = c.pack_gqa;
+    if (c.sinks) a.sinks = sinks_t;
+    a.return_softmax_lse = c.lse;
+    a.options.validate = true;
+    flash_attn_with_kvcache(a);
+  }
+
+  // Compare.
+  const RefOutputs ref = attention_reference(in);
+  const RefOutputs low = attention_low_precision(in, dt);
+  CaseResult res;
+  double noise = 0;
+  for (int i = 0; i < b; ++i) {
+    for (int r = 0; r < in.lq[i]; ++r) {
+      for (int hh = 0; hh < h; ++hh) {
+        for (int e = 0; e < dv; ++e) {
+          const size_t li = (static_cast<size_t>(r) * h + hh) * dv + e;
+          const double got = obuf.get((cu_q[i] + r) * ov.row_stride + hh * ov.head_stride + e);
+          const double want = ref.out[i][li];
+          res.out.push_back(got);
+          if (std::isnan(got)) {
+            ++res.unwritten;
+            continue;
+          }
+          res.max_err = std::max(res.max_err, std::abs(got - want));
+          res.baseline_err = std::max(res.baseline_err, std::abs(low.out[i][li] - want));
+          noise = std::max(noise, std::abs(round_to(want + 0.3, dt) - 0.3 - want));
+        }
+        if (!c.lse) continue;
+        const int64_t at = c.varlen_q || c.api == Api::kVarlen
+                               ? static_cast<int64_t>(hh) * total_q + cu_q[i] + r
+                               : (static_cast<int64_t>(i) * h + hh) * c.seqlen_q + r;
+        const double got = lse_buf[at], want = ref.lse[i][static_cast<size_t>(hh) * in.lq[i] + r];
+        res.lse_out.push_back(got);
+        if (std::isinf(want) || std::isinf(got) || std::isnan(got)) {
+          if (!(got == want)) ++res.lse_mismatch;
+        } else {
+          res.lse_err = std::max(res.lse_err, std::abs(got - want));
+          res.lse_tolerance = std::max(res.lse_tolerance, 2e-4 * std::max(1.0, std::abs(want)));
+        }
+      }
+    }
+  }
+  res.tolerance = (c.softcap > 0 ? 3 : 2) * res.baseline_err + 2 * noise + 1e-6;
+  if (res.lse_tolerance == 0) res.lse_tolerance = 2e-4;
+  return res;
+}
+
+}  // namespace flashjit::testing

@@ -1,0 +1,56 @@
+// One declarative attention test case: random inputs in a chosen layout (varlen, contiguous or
+// paged cache, strided views), run through the public API with poisoned outputs, and compared
+// with the float64 reference under FA3's tolerance rule.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flashjit/flashjit.h"
+
+namespace flashjit::testing {
+
+enum class Api { kVarlen, kKvcache };
+
+struct AttentionCase {
+  Api api = Api::kKvcache;
+  DType dtype = DType::kBFloat16;
+  int batch = 2, num_heads = 4, num_heads_k = 4, head_dim = 64, head_dim_v = 0;  // 0: = d
+  int seqlen_q = 16, seqlen_k = 16;  // maxima (kvcache without cache_seqlens: exact)
+  bool random_lengths = false;       // varlen / cache_seqlens: random lengths, some zero
+  bool varlen_q = false;             // kvcache: queries packed with cu_seqlens_q
+  int page_size = 0;                 // kvcache: 0 = contiguous cache
+  bool cache_batch_idx = false;      // kvcache: sequences read permuted cache rows
+  bool cache_seqlens = false;        // kvcache: per-sequence key counts
+  bool seqused = false;              // varlen: seqused_q / seqused_k below the packed lengths
+  bool causal = false;
+  int window_left = -1, window_right = -1;
+  int attention_chunk = 0;
+  double softcap = 0;
+  bool sinks = false;
+  bool lse = true;
+  bool strided = false;  // q/k/v/out as views into larger buffers
+  std::optional<bool> pack_gqa;
+  std::optional<double> softmax_scale;
+  uint64_t seed = 1;
+
+  std::string name() const;  // identity for test names
+};
+
+struct CaseResult {
+  double max_err = 0;       // kernel vs float64 reference
+  double baseline_err = 0;  // input-precision math vs float64 reference
+  double tolerance = 0;     // 2 * baseline + rounding epsilon (3 * with softcap)
+  double lse_err = 0;
+  double lse_tolerance = 0;
+  int64_t unwritten = 0;     // valid output elements still poisoned (NaN)
+  int64_t lse_mismatch = 0;  // infinite LSE values that differ from the reference's
+  std::vector<double> out;   // the kernel's output, logical order [b][i][h][dv]
+  std::vector<double> lse_out;
+};
+
+CaseResult run_case(const AttentionCase& c);
+
+}  // namespace flashjit::testing
