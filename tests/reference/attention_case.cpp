@@ -118,9 +118,13 @@ CaseResult run_case(const AttentionCase& c) {
   in.num_heads_k = hk;
   in.head_dim = d;
   in.head_dim_v = dv;
-  std::vector<int> qlen_alloc(b, c.seqlen_q), klen_alloc(b, c.seqlen_k);
+  // A paged cache holds whole pages: without cache_seqlens every sequence has them all.
+  int seqlen_k = c.seqlen_k;
+  if (c.api == Api::kKvcache && c.page_size > 0)
+    seqlen_k = (seqlen_k + c.page_size - 1) / c.page_size * c.page_size;
+  std::vector<int> qlen_alloc(b, c.seqlen_q), klen_alloc(b, seqlen_k);
   in.lq.assign(b, c.seqlen_q);
-  in.lk.assign(b, c.seqlen_k);
+  in.lk.assign(b, seqlen_k);
   const bool ragged_q = c.api == Api::kVarlen || c.varlen_q;
   for (int i = 0; i < b; ++i) {
     if (c.random_lengths && ragged_q)
@@ -129,7 +133,7 @@ CaseResult run_case(const AttentionCase& c) {
     if (c.random_lengths && (c.api == Api::kVarlen || c.cache_seqlens)) {
       klen_alloc[i] = (i % 5 == 4 || (b > 1 && i == b - 1))
                           ? 0
-                          : std::uniform_int_distribution<int>(0, c.seqlen_k)(rng);
+                          : std::uniform_int_distribution<int>(0, seqlen_k)(rng);
     }
     in.lq[i] = qlen_alloc[i];
     in.lk[i] = klen_alloc[i];
@@ -139,7 +143,7 @@ CaseResult run_case(const AttentionCase& c) {
     }
   }
   if (c.api == Api::kKvcache && !c.cache_seqlens) {
-    std::fill(klen_alloc.begin(), klen_alloc.end(), c.seqlen_k);
+    std::fill(klen_alloc.begin(), klen_alloc.end(), seqlen_k);
     in.lk = klen_alloc;
   }
   auto randv = [&](size_t n) {
@@ -211,7 +215,7 @@ CaseResult run_case(const AttentionCase& c) {
   if (c.api == Api::kVarlen) {
     kv_rows = total_k;
   } else if (c.page_size > 0) {
-    pages_per_seq = (c.seqlen_k + c.page_size - 1) / c.page_size;
+    pages_per_seq = seqlen_k / c.page_size;
     num_pages = pages_per_seq * cache_rows + 3;
     page_perm.resize(num_pages);
     std::iota(page_perm.begin(), page_perm.end(), 0);
@@ -222,7 +226,7 @@ CaseResult run_case(const AttentionCase& c) {
         page_table[r * pages_per_seq + pgi] = page_perm[r * pages_per_seq + pgi];
     kv_rows = static_cast<int64_t>(num_pages) * c.page_size;
   } else {
-    kv_rows = static_cast<int64_t>(cache_rows) * c.seqlen_k;
+    kv_rows = static_cast<int64_t>(cache_rows) * seqlen_k;
   }
   auto key_row = [&](int i, int j) -> int64_t {
     if (c.api == Api::kVarlen) return cu_k[i] + j;
@@ -230,7 +234,7 @@ CaseResult run_case(const AttentionCase& c) {
       return static_cast<int64_t>(page_table[row_of[i] * pages_per_seq + j / c.page_size]) *
                  c.page_size +
              j % c.page_size;
-    return static_cast<int64_t>(row_of[i]) * c.seqlen_k + j;
+    return static_cast<int64_t>(row_of[i]) * seqlen_k + j;
   };
   const View kview = make_view(kv_rows, hk, d, c.strided),
              vview = make_view(kv_rows, hk, dv, c.strided);
@@ -307,8 +311,8 @@ CaseResult run_case(const AttentionCase& c) {
       a.page_table =
           Tensor::contiguous(page_table.data(), DType::kInt32, {cache_rows, pages_per_seq});
     } else {
-      a.k_cache = view4(kbuf, kview, cache_rows, c.seqlen_k, hk, d);
-      a.v_cache = view4(vbuf, vview, cache_rows, c.seqlen_k, hk, dv);
+      a.k_cache = view4(kbuf, kview, cache_rows, seqlen_k, hk, d);
+      a.v_cache = view4(vbuf, vview, cache_rows, seqlen_k, hk, dv);
     }
     if (c.cache_batch_idx)
       a.cache_batch_idx = Tensor::contiguous(batch_idx.data(), DType::kInt32, {b});
