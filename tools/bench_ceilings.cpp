@@ -1,0 +1,125 @@
+// Microbenchmarks for the ceilings. Compiled for the ISA with per-function target attributes, so
+// the CLI itself still runs on any x86-64 (these are only called where the CPU has the feature).
+#include "tools/bench_ceilings.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "tools/tool_common.h"
+
+namespace flashjit::tools {
+namespace {
+
+template <typename F>
+double parallel_rate(int threads, F&& per_thread) {
+  std::vector<double> rate(threads);
+  std::vector<std::thread> pool;
+  std::atomic<int> ready{0};
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      ready++;
+      while (ready.load() < threads) {
+      }
+      rate[t] = per_thread(t);
+    });
+  }
+  for (auto& th : pool) th.join();
+  double sum = 0;
+  for (double r : rate) sum += r;
+  return sum;
+}
+
+__attribute__((target("avx512f"))) double fma_gflops_one() {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  const long iters = 20'000'000;
+  const double start = now_ms();
+  for (long n = 0; n < iters; ++n) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+    asm volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
+  }
+  const double ms = now_ms() - start;
+  float sink[16];
+  _mm512_storeu_ps(sink, acc[0]);
+  asm volatile("" ::"r"(sink[0]));
+  return iters * 16.0 * 16 * 2 / ms / 1e6;
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) double amx_gflops_one() {
+  struct alignas(64) {
+    uint8_t palette = 1, start = 0, reserved[14] = {};
+    uint16_t colsb[16] = {};
+    uint8_t rows[16] = {};
+  } cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  _tile_loadconfig(&cfg);
+  alignas(64) static thread_local uint16_t src[16 * 32];
+  for (int i = 0; i < 16 * 32; ++i) src[i] = 0x3c00;
+  _tile_loadd(4, src, 64);
+  _tile_loadd(5, src, 64);
+  _tile_loadd(6, src, 64);
+  _tile_loadd(7, src, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const long iters = 2'000'000;
+  const double start = now_ms();
+  for (long n = 0; n < iters; ++n) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  const double ms = now_ms() - start;
+  _tile_release();
+  return iters * 4.0 * 16 * 16 * 32 * 2 / ms / 1e6;
+}
+
+__attribute__((target("avx512f"))) double read_gbs_one(const float* p, size_t n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  const double start = now_ms();
+  for (size_t i = 0; i < n; i += 64) {
+    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
+    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
+    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
+    s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
+  }
+  const double ms = now_ms() - start;
+  float sink[16];
+  _mm512_storeu_ps(sink, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  asm volatile("" ::"r"(sink[0]));
+  return n * 4.0 / ms / 1e6;
+}
+
+}  // namespace
+
+Ceilings measure_ceilings(int threads, bool amx) {
+  Ceilings c;
+  if (!__builtin_cpu_supports("avx512f")) return c;
+  c.fp32_fma_gflops = parallel_rate(threads, [](int) { return fma_gflops_one(); });
+  if (amx) c.amx_bf16_gflops = parallel_rate(threads, [](int) { return amx_gflops_one(); });
+  const size_t total = size_t{1} << 28;  // 1 GiB of floats
+  std::vector<float> buf(total, 1.0f);
+  const size_t per = total / threads / 64 * 64;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    best = std::max(best, parallel_rate(threads, [&](int t) {
+                      return read_gbs_one(buf.data() + t * per, per);
+                    }));
+  }
+  c.dram_read_gbs = best;
+  return c;
+}
+
+}  // namespace flashjit::tools

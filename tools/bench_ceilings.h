@@ -1,0 +1,15 @@
+// Ceilings of this machine measured in the same run as the kernels: fp32 FMA peak, AMX bf16 peak
+// and DRAM read bandwidth, each over `threads` threads.
+#pragma once
+
+namespace flashjit::tools {
+
+struct Ceilings {
+  double fp32_fma_gflops = 0;  // zmm FMA, 16 independent chains per thread
+  double amx_bf16_gflops = 0;  // tdpbf16ps, 4 accumulators, tiles in registers (0 if no AMX)
+  double dram_read_gbs = 0;    // streaming read of 1 GiB
+};
+
+Ceilings measure_ceilings(int threads, bool amx);
+
+}  // namespace flashjit::tools

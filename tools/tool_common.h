@@ -1,0 +1,75 @@
+// Helpers shared by the flashjit CLI commands: typed random host buffers and timing.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "flashjit/flashjit.h"
+
+namespace flashjit::tools {
+
+// Host storage for n elements of dtype, filled with N(0, 1) values rounded to the dtype.
+struct HostTensor {
+  DType dtype;
+  std::vector<uint8_t> bytes;
+  HostTensor(DType t, int64_t n, uint64_t seed) : dtype(t), bytes(n * dtype_size(t)) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    for (int64_t i = 0; i < n; ++i) set(i, normal(rng));
+  }
+  void set(int64_t i, float x) {
+    if (dtype == DType::kFloat32) {
+      std::memcpy(&bytes[i * 4], &x, 4);
+    } else {
+      uint32_t w;
+      std::memcpy(&w, &x, 4);
+      w += 0x7fffu + ((w >> 16) & 1u);
+      const uint16_t h = static_cast<uint16_t>(w >> 16);
+      std::memcpy(&bytes[i * 2], &h, 2);
+    }
+  }
+  double get(int64_t i) const {
+    if (dtype == DType::kFloat32) {
+      float f;
+      std::memcpy(&f, &bytes[i * 4], 4);
+      return f;
+    }
+    uint16_t h;
+    std::memcpy(&h, &bytes[i * 2], 2);
+    const uint32_t w = uint32_t{h} << 16;
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+  }
+  void* data() { return bytes.data(); }
+};
+
+inline double now_ms() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Best and median of `reps` timed runs of fn (after one warm-up), in milliseconds.
+template <typename F>
+std::pair<double, double> time_ms(int reps, F&& fn) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const double start = now_ms();
+    fn();
+    t.push_back(now_ms() - start);
+  }
+  std::sort(t.begin(), t.end());
+  return {t.front(), t[t.size() / 2]};
+}
+
+int run_demo();
+int run_bench(bool quick, int threads, bool load_probe);
+int run_cache_command(const std::string& action);
+
+}  // namespace flashjit::tools
