@@ -69,6 +69,14 @@ int parse_int(const std::string& text, const std::string& whole) {
   return value;
 }
 
+// Name tokens are separated by '_', so they carry none ("sm_90a" is spelled "sm90a").
+std::string without_underscores(const std::string& text) {
+  std::string out;
+  for (char c : text)
+    if (c != '_') out += c;
+  return out;
+}
+
 bool starts_with(const std::string& s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -119,15 +127,18 @@ void KernelKey::check_supported() const {
                                      << "), got " << dtype_name(dtype_o);
   FLASHJIT_CHECK(!(paged_kv && varlen_k)) << "paged_kv and varlen_k cannot be combined";
   if (!score_mod_hash.empty()) FLASHJIT_NOT_SUPPORTED() << "score_mod";
-  FLASHJIT_CHECK(block_m > 0 && block_m % 4 == 0 && block_m <= 256)
-      << "block_m: expected a multiple of 4 in [4, 256], got " << block_m;
+  FLASHJIT_CHECK(block_m > 0 && block_m % 16 == 0 && block_m <= 256)
+      << "block_m: expected a multiple of 16 in [16, 256], got " << block_m;
   FLASHJIT_CHECK(block_n > 0 && block_n % 32 == 0 && block_n <= 512)
       << "block_n: expected a multiple of 32 in [32, 512], got " << block_n;
 }
 
 std::string KernelKey::name() const {
   std::string s = fmt::format("fa_fwd_{}", backend_name(backend));
-  if (backend == Backend::kCuda) s += "-" + target.cpu;
+  if (backend == Backend::kCuda) {
+    s += '-';
+    s += without_underscores(target.cpu);
+  }
   s += fmt::format("_{}", dtype_name(dtype_q));
   if (dtype_kv != dtype_q) s += fmt::format("_kv{}", dtype_name(dtype_kv));
   if (dtype_o != dtype_q) s += fmt::format("_o{}", dtype_name(dtype_o));
@@ -162,7 +173,7 @@ KernelKey KernelKey::from_string(const std::string& text) {
     key.backend = Backend::kCpu;
   } else if (starts_with(backend_token, "cuda-")) {
     key.backend = Backend::kCuda;
-    FLASHJIT_CHECK(backend_token.substr(5) == key.target.cpu)
+    FLASHJIT_CHECK(backend_token.substr(5) == without_underscores(key.target.cpu))
         << "kernel key '" << text << "': arch in the name differs from the target";
   } else {
     FLASHJIT_CHECK(false) << "kernel key '" << text << "': unknown backend '" << backend_token

@@ -1,5 +1,4 @@
-// Default CPU tile sizes. Sized for 48 KiB L1d / 2 MiB L2 per core (Sapphire Rapids): the working
-// set of one work item (Q tile, packed K/V block, S, O) stays in L2.
+// Default CPU tile sizes, sized for 48 KiB L1d / 2 MiB L2 per core (Sapphire Rapids).
 #include "codegen/tile_config.h"
 
 #include <algorithm>
@@ -15,15 +14,17 @@ bool cpu_uses_amx(const KernelKey& key) {
          key.target.has_feature("avx512f");
 }
 
-// Worked example: decode with GQA 32/8 packed gives rows = 1 * 4 = 4. The AMX path pads M to one
-// 16-row tile (block_m 16) and streams long key blocks (block_n 128) so that per-block overhead
-// is amortized; prefill (rows >= 64) uses 64 x 64 tiles: S is 16 KiB, a bf16 K block 16 KiB.
+// Rows along the vector lanes come in 16s. Tall row blocks pay off: every K/V block is packed once
+// per row block, and K/V rows of a (s, h, d) tensor sit h * d elements apart, so L2 set aliasing
+// keeps them from staying cached between row blocks. Worked example (d 128, fp32, one core):
+// block_m 64 -> 93 GFLOP/s, 128 -> 104, 256 with block_n 128 -> 109 (docs/PERF.md). Decode with
+// GQA 32/8 packed has rows = 4: one 16-row block and long key blocks (128) to amortize per-block
+// work over more keys.
 TileConfig default_cpu_tiles(const KernelKey& key, int rows) {
   rows = std::max(rows, 1);
-  const int granule = cpu_uses_amx(key) ? 16 : 4;
   TileConfig t;
-  t.block_m = std::min(64, round_up(rows, granule));
-  t.block_n = t.block_m <= 16 ? 128 : 64;
+  t.block_m = std::min(256, round_up(rows, 16));
+  t.block_n = t.block_m <= 16 || t.block_m >= 128 ? 128 : 64;
   return t;
 }
 

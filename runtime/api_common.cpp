@@ -9,7 +9,7 @@ namespace flashjit {
 
 void check_qkv_dtypes(const Tensor& q, const Tensor& k, const Tensor& v, const char* k_name,
                       const char* v_name) {
-  checks::not_supported_if(q.dtype == DType::kFloat8E4M3, "fp8 (e4m3) inputs");
+  checks::not_supported_if(q.dtype == DType::kFloat8E4M3, "q: dtype e4m3 (fp8 inputs)");
   FLASHJIT_CHECK(q.dtype == DType::kFloat32 || q.dtype == DType::kFloat16 ||
                  q.dtype == DType::kBFloat16)
       << "q: expected dtype fp16, bf16 or fp32, got " << dtype_name(q.dtype);

@@ -42,7 +42,7 @@ void flash_attn_with_kvcache(const KvcacheArgs& a) {
     FLASHJIT_CHECK(a.cu_seqlens_q->rank == 1 && a.cu_seqlens_q->size(0) >= 1)
         << "cu_seqlens_q: expected shape (batch + 1,), got " << a.cu_seqlens_q->shape_string();
     batch = a.cu_seqlens_q->size(0) - 1;
-    checks::index_vector(*a.cu_seqlens_q, "cu_seqlens_q", batch + 1, device);
+    checks::index_vector(*a.cu_seqlens_q, "cu_seqlens_q", batch + 1, "(batch + 1,)", device);
     FLASHJIT_CHECK(a.max_seqlen_q.has_value())
         << "max_seqlen_q: expected a value since cu_seqlens_q is given, got none";
     FLASHJIT_CHECK(*a.max_seqlen_q >= 0) << "max_seqlen_q: expected >= 0, got " << *a.max_seqlen_q;
@@ -88,7 +88,7 @@ void flash_attn_with_kvcache(const KvcacheArgs& a) {
     checks::shape(a.v_cache, "v_cache", {cache_rows, seqlen_k, h_k, dv}, "(b_k, s_k, h_k, dv)");
   }
   if (a.cache_batch_idx) {
-    checks::index_vector(*a.cache_batch_idx, "cache_batch_idx", batch, device);
+    checks::index_vector(*a.cache_batch_idx, "cache_batch_idx", batch, "(batch,)", device);
     p.cache_batch_idx = static_cast<const int32_t*>(a.cache_batch_idx->data);
   } else {
     FLASHJIT_CHECK(cache_rows == batch)
@@ -98,7 +98,7 @@ void flash_attn_with_kvcache(const KvcacheArgs& a) {
   FLASHJIT_CHECK(cache_rows > 0 || batch == 0)
       << (paged ? "page_table" : "k_cache") << ": expected at least one row, got 0";
   if (a.cache_seqlens) {
-    checks::index_vector(*a.cache_seqlens, "cache_seqlens", batch, device);
+    checks::index_vector(*a.cache_seqlens, "cache_seqlens", batch, "(batch,)", device);
     p.seqused_k = static_cast<const int32_t*>(a.cache_seqlens->data);
   }
   check_sinks(a.sinks, h, device);

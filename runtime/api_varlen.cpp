@@ -30,8 +30,8 @@ void flash_attn_varlen(const VarlenArgs& a) {
   FLASHJIT_CHECK(a.cu_seqlens_q.rank == 1 && a.cu_seqlens_q.size(0) >= 1)
       << "cu_seqlens_q: expected shape (batch + 1,), got " << a.cu_seqlens_q.shape_string();
   const int64_t batch = a.cu_seqlens_q.size(0) - 1;
-  checks::index_vector(a.cu_seqlens_q, "cu_seqlens_q", batch + 1, device);
-  checks::index_vector(a.cu_seqlens_k, "cu_seqlens_k", batch + 1, device);
+  checks::index_vector(a.cu_seqlens_q, "cu_seqlens_q", batch + 1, "(batch + 1,)", device);
+  checks::index_vector(a.cu_seqlens_k, "cu_seqlens_k", batch + 1, "(batch + 1,)", device);
   FLASHJIT_CHECK(a.max_seqlen_q && a.max_seqlen_k)
       << "max_seqlen_q and max_seqlen_k: expected both (required for FA3), got "
       << (a.max_seqlen_q   ? "max_seqlen_q only"
@@ -40,8 +40,8 @@ void flash_attn_varlen(const VarlenArgs& a) {
   FLASHJIT_CHECK(*a.max_seqlen_q >= 0 && *a.max_seqlen_k >= 0)
       << "max_seqlen_q / max_seqlen_k: expected >= 0, got " << *a.max_seqlen_q << " / "
       << *a.max_seqlen_k;
-  if (a.seqused_q) checks::index_vector(*a.seqused_q, "seqused_q", batch, device);
-  if (a.seqused_k) checks::index_vector(*a.seqused_k, "seqused_k", batch, device);
+  if (a.seqused_q) checks::index_vector(*a.seqused_q, "seqused_q", batch, "(batch,)", device);
+  if (a.seqused_k) checks::index_vector(*a.seqused_k, "seqused_k", batch, "(batch,)", device);
   check_out(a.out, a.q, {total_q, h, dv}, "(total_q, h, dv)");
   check_lse(a.softmax_lse, a.return_softmax_lse, {h, total_q}, "(h, total_q)", device);
   check_sinks(a.sinks, h, device);

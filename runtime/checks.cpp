@@ -27,8 +27,8 @@ void shape(const Tensor& t, const char* name, std::initializer_list<int64_t> exp
     ++i;
   }
   want += expected.size() == 1 ? ",)" : ")";
-  FLASHJIT_CHECK(ok) << name << ": expected shape " << want << " " << dims << ", got "
-                     << t.shape_string();
+  FLASHJIT_CHECK(ok) << name << ": expected shape " << want << (*dims ? " " : "") << dims
+                     << ", got " << t.shape_string();
 }
 
 void last_dim_contiguous(const Tensor& t, const char* name) {
@@ -37,7 +37,11 @@ void last_dim_contiguous(const Tensor& t, const char* name) {
 }
 
 void contiguous(const Tensor& t, const char* name) {
-  FLASHJIT_CHECK(t.is_contiguous()) << name << ": expected a contiguous tensor";
+  if (t.is_contiguous()) return;
+  std::string strides;
+  for (int i = 0; i < t.rank; ++i) strides += (i ? ", " : "") + std::to_string(t.strides[i]);
+  FLASHJIT_CHECK(false) << name << ": expected a contiguous tensor, got strides (" << strides
+                        << ") for shape " << t.shape_string();
 }
 
 void has_data(const Tensor& t, const char* name) {
@@ -61,9 +65,9 @@ void same_device(const Tensor& t, const char* name, Device device) {
                                      << " (the device of q), got " << device_name(t.device);
 }
 
-void index_vector(const Tensor& t, const char* name, int64_t n, Device device) {
+void index_vector(const Tensor& t, const char* name, int64_t n, const char* dims, Device device) {
   dtype(t, name, DType::kInt32);
-  shape(t, name, {n}, "");
+  shape(t, name, {n}, dims);
   contiguous(t, name);
   has_data(t, name);
   same_device(t, name, device);

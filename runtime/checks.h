@@ -18,8 +18,8 @@ void last_dim_contiguous(const Tensor& t, const char* name);
 void contiguous(const Tensor& t, const char* name);
 void has_data(const Tensor& t, const char* name);
 void non_negative_strides(const Tensor& t, const char* name);
-// An int32, contiguous (n,) tensor on the given device.
-void index_vector(const Tensor& t, const char* name, int64_t n, Device device);
+// An int32, contiguous (n,) tensor on the given device; dims names n ("(batch + 1,)").
+void index_vector(const Tensor& t, const char* name, int64_t n, const char* dims, Device device);
 void same_device(const Tensor& t, const char* name, Device device);
 // A feature the API names but this build does not implement yet.
 void not_supported_if(bool present, const char* what);

@@ -51,7 +51,8 @@ std::unique_ptr<Problem> prefill(DType dt, bool causal, int batch, int seqlen, i
   a.k = Tensor::contiguous(k->data(), dt, {total, h, d});
   a.v = Tensor::contiguous(v->data(), dt, {total, h, d});
   a.out = Tensor::contiguous(o->data(), dt, {total, h, d});
-  a.cu_seqlens_q = a.cu_seqlens_k = Tensor::contiguous(p->ints_a.data(), DType::kInt32, {batch + 1});
+  a.cu_seqlens_q = a.cu_seqlens_k =
+      Tensor::contiguous(p->ints_a.data(), DType::kInt32, {batch + 1});
   a.max_seqlen_q = a.max_seqlen_k = seqlen;
   a.causal = causal;
   a.options.num_threads = threads;
@@ -65,8 +66,8 @@ std::unique_ptr<Problem> decode(bool paged, int batch, int seqlen_k, int threads
   auto p = std::make_unique<Problem>();
   const int h = 32, hk = 8, d = 128, page = 16;
   const DType dt = DType::kBFloat16;
-  p->label = fmt::format("decode bf16 {} b{} s_k{} 32/8 heads d128", paged ? "paged-16" : "contiguous",
-                         batch, seqlen_k);
+  p->label = fmt::format("decode bf16 {} b{} s_k{} 32/8 heads d128",
+                         paged ? "paged-16" : "contiguous", batch, seqlen_k);
   const int64_t rows = int64_t{batch} * seqlen_k;
   HostTensor* q = add(*p, dt, int64_t{batch} * h * d, 5);
   HostTensor* o = add(*p, dt, int64_t{batch} * h * d, 6);
@@ -109,7 +110,9 @@ std::vector<Spec> specs(bool quick) {
         return tiny ? prefill(dt, causal, 1, 64, t) : prefill(dt, causal, pb, ps, t);
       }});
   for (bool paged : {false, true})
-    s.push_back({[=](int tiny, int t) { return tiny ? decode(paged, 2, 64, t) : decode(paged, db, ds, t); }});
+    s.push_back({[=](int tiny, int t) {
+      return tiny ? decode(paged, 2, 64, t) : decode(paged, db, ds, t);
+    }});
   return s;
 }
 
@@ -155,9 +158,10 @@ int run_bench(bool quick, int threads, bool load_probe) {
   fmt::print("flashjit {} bench: {} ({}), {} threads, AMX {}\n", version(), target.triple,
              target.cpu, threads, amx ? "on" : "off");
   const Ceilings c = measure_ceilings(threads, amx);
-  fmt::print("ceilings (same run, {} threads): fp32 FMA {:.0f} GFLOP/s, AMX bf16 {:.0f} GFLOP/s, "
-             "DRAM read {:.1f} GB/s\n\n",
-             threads, c.fp32_fma_gflops, c.amx_bf16_gflops, c.dram_read_gbs);
+  fmt::print(
+      "ceilings (same run, {} threads): fp32 FMA {:.0f} GFLOP/s, AMX bf16 {:.0f} GFLOP/s, "
+      "DRAM read {:.1f} GB/s\n\n",
+      threads, c.fp32_fma_gflops, c.amx_bf16_gflops, c.dram_read_gbs);
   fmt::print("| problem | median ms | best ms | throughput (median) | vs ceiling | compile ms |\n");
   fmt::print("|---|---|---|---|---|---|\n");
   const auto all = specs(quick);
@@ -168,8 +172,8 @@ int run_bench(bool quick, int threads, bool load_probe) {
     const CacheStats before = cache_stats();
     p->call();
     compile_ms.push_back(cache_stats().compile_ms - before.compile_ms);
-    const auto [best, median] = time_ms(quick ? 2 : (p->label.rfind("decode", 0) == 0 ? 10 : 3),
-                                        [&] { p->call(); });
+    const auto [best, median] =
+        time_ms(quick ? 2 : (p->label.rfind("decode", 0) == 0 ? 10 : 3), [&] { p->call(); });
     const bool is_decode = p->label.rfind("decode", 0) == 0;
     const double rate = p->work / median / 1e6;  // GFLOP/s or GB/s
     std::string versus;

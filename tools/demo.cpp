@@ -55,8 +55,10 @@ bool prefill_demo() {
   const std::vector<int> lens = {512, 384};
   std::vector<int32_t> cu = {0, lens[0], lens[0] + lens[1]};
   const int total = cu.back();
-  HostTensor q(DType::kBFloat16, int64_t{total} * h * d, 1), k(DType::kBFloat16, int64_t{total} * hk * d, 2),
-      v(DType::kBFloat16, int64_t{total} * hk * d, 3), out(DType::kBFloat16, int64_t{total} * h * d, 4);
+  HostTensor q(DType::kBFloat16, int64_t{total} * h * d, 1),
+      k(DType::kBFloat16, int64_t{total} * hk * d, 2),
+      v(DType::kBFloat16, int64_t{total} * hk * d, 3),
+      out(DType::kBFloat16, int64_t{total} * h * d, 4);
   VarlenArgs a;
   a.q = Tensor::contiguous(q.data(), DType::kBFloat16, {total, h, d});
   a.k = Tensor::contiguous(k.data(), DType::kBFloat16, {total, hk, d});
@@ -66,8 +68,9 @@ bool prefill_demo() {
   a.cu_seqlens_k = Tensor::contiguous(cu.data(), DType::kInt32, {3});
   a.max_seqlen_q = a.max_seqlen_k = 512;
   a.causal = true;
-  fmt::print("prefill: varlen, 2 sequences (512 + 384 tokens), 16 query / 4 KV heads, d 128, bf16, "
-             "causal\n");
+  fmt::print(
+      "prefill: varlen, 2 sequences (512 + 384 tokens), 16 query / 4 KV heads, d 128, bf16, "
+      "causal\n");
   const CacheStats before = cache_stats();
   flash_attn_varlen(a);
   fmt::print("  kernel  : {}\n", how_obtained(before, cache_stats()));
@@ -102,7 +105,8 @@ bool prefill_demo() {
 bool decode_demo() {
   const int b = 8, h = 32, hk = 8, d = 128, page = 16, len = 2048, pages_per_seq = len / page;
   const int pages = b * pages_per_seq;
-  HostTensor q(DType::kBFloat16, int64_t{b} * h * d, 5), out(DType::kBFloat16, int64_t{b} * h * d, 6);
+  HostTensor q(DType::kBFloat16, int64_t{b} * h * d, 5),
+      out(DType::kBFloat16, int64_t{b} * h * d, 6);
   HostTensor k(DType::kBFloat16, int64_t{pages} * page * hk * d, 7),
       v(DType::kBFloat16, int64_t{pages} * page * hk * d, 8);
   std::vector<int32_t> table(pages), seqlens(b);
@@ -116,8 +120,9 @@ bool decode_demo() {
   a.page_table = Tensor::contiguous(table.data(), DType::kInt32, {b, pages_per_seq});
   a.cache_seqlens = Tensor::contiguous(seqlens.data(), DType::kInt32, {b});
   a.out = Tensor::contiguous(out.data(), DType::kBFloat16, {b, 1, h, d});
-  fmt::print("decode : batch 8, one query each, paged KV (page 16, ~2k keys), 32 query / 8 KV "
-             "heads, d 128, bf16\n");
+  fmt::print(
+      "decode : batch 8, one query each, paged KV (page 16, ~2k keys), 32 query / 8 KV "
+      "heads, d 128, bf16\n");
   const CacheStats before = cache_stats();
   flash_attn_with_kvcache(a);
   fmt::print("  kernel  : {}\n", how_obtained(before, cache_stats()));
@@ -137,7 +142,8 @@ bool decode_demo() {
   std::vector<std::vector<double>> got(b);
   for (int s = 0; s < b; ++s) {
     std::vector<double> qs(h * d), ks, vs;
-    for (int i = 0; i < h * d; ++i) qs[i] = q.get(int64_t{s} * h * d + i), got[s].push_back(out.get(int64_t{s} * h * d + i));
+    for (int i = 0; i < h * d; ++i)
+      qs[i] = q.get(int64_t{s} * h * d + i), got[s].push_back(out.get(int64_t{s} * h * d + i));
     for (int j = 0; j < seqlens[s]; ++j) {
       const int64_t row = int64_t{table[s * pages_per_seq + j / page]} * page + j % page;
       for (int e = 0; e < hk * d; ++e) {
@@ -166,9 +172,10 @@ int run_demo() {
   fmt::print("\n");
   const bool ok2 = decode_demo();
   const CacheStats s = cache_stats();
-  fmt::print("\ncache: {} compiled, {} loaded from disk, {} memory hits, {} corrupt entries "
-             "discarded, {} write errors\n",
-             s.compiles, s.disk_hits, s.memory_hits, s.corrupt_entries, s.write_errors);
+  fmt::print(
+      "\ncache: {} compiled, {} loaded from disk, {} memory hits, {} corrupt entries "
+      "discarded, {} write errors\n",
+      s.compiles, s.disk_hits, s.memory_hits, s.corrupt_entries, s.write_errors);
   if (s.compiles > 0) fmt::print("run it again: the kernels then load from the disk cache\n");
   fmt::print("{}\n", ok1 && ok2 ? "demo: all checks passed" : "demo: CHECK FAILED");
   return ok1 && ok2 ? 0 : 1;

@@ -1,5 +1,6 @@
-// The bf16 AMX matmuls of the CPU kernel. S = Q K^T takes K packed as 32-bit pairs transposed
-// (VNNI: kv[d/2][n][2]); O += P V takes V with key pairs interleaved (vv[n/2][c][2]).
+// The bf16 AMX matmuls of the CPU kernel. S^T = K Q^T takes K rows as they are and Q^T as 32-bit
+// pairs (VNNI: qv[d/2][r][2], packed once per work item); O += P V takes P transposed back to rows
+// and V with key pairs interleaved (vv[n/2][c][2]).
 // Tiles: C accumulators 0-3, A operand 4-5, B operand 6-7; all 16 rows x 64 bytes.
 #pragma once
 
@@ -11,27 +12,59 @@ namespace flashjit_cpu {
 
 #if FLASHJIT_HAVE_AMX
 
-// kv[(p * BN + n) * 2 + t] = K[n][2p + t]; zero for keys in [nb, round_up(nb, 32)) and for
-// d in [D, Dp).
-template <int D, int Dp, int BN>
-inline void pack_k_vnni(const bf16* const* rows, int nb, bf16* kv) {
-  const int n_end = round_up(nb, 32);
-  for (int n0 = 0; n0 < n_end; n0 += 16) {
+// qv[(p * BM + r) * 2 + t] = Q[r][2p + t] (Q^T as 32-bit pairs, the B operand of S^T = K Q^T);
+// zero for rows >= nrows and for d in [D, Dp).
+template <int D, int Dp, int BM>
+inline void pack_q_vnni(const bf16* const* rows, int nrows, bf16* qv) {
+  for (int r0 = 0; r0 < BM; r0 += 16) {
     for (int d0 = 0; d0 < Dp; d0 += 32) {
-      u32x16 r[16];
+      u32x16 t[16];
       for (int j = 0; j < 16; ++j) {
-        if (n0 + j >= nb) {
-          r[j] = 0u;
+        if (r0 + j >= nrows) {
+          t[j] = 0u;
         } else if (d0 + 32 <= D) {
-          r[j] = load_u32(rows[n0 + j] + d0);
+          t[j] = load_u32(rows[r0 + j] + d0);
         } else {
           unsigned short tmp[32] = {};
-          for (int e = 0; d0 + e < D; ++e) tmp[e] = rows[n0 + j][d0 + e].bits;
-          r[j] = load_u32(tmp);
+          for (int e = 0; d0 + e < D; ++e) tmp[e] = rows[r0 + j][d0 + e].bits;
+          t[j] = load_u32(tmp);
         }
       }
-      transpose16(r);
-      for (int t = 0; t < 16; ++t) store_u32(kv + ((d0 / 2 + t) * BN + n0) * 2, r[t]);
+      transpose16(t);
+      for (int e = 0; e < 16; ++e) store_u32(qv + ((d0 / 2 + e) * BM + r0) * 2, t[e]);
+    }
+  }
+}
+
+// kb[n][Dp] = K[n] (zero past D) for n < nb, zero rows up to round_up(nb, 32).
+template <int D, int Dp>
+inline void pack_k_bf16(const bf16* const* rows, int nb, bf16* kb) {
+  const int n_end = round_up(nb, 32);
+  for (int n = 0; n < n_end; ++n) {
+    if (n < nb) {
+      __builtin_memcpy(kb + n * Dp, rows[n], D * 2);
+      if constexpr (Dp > D) __builtin_memset(kb + n * Dp + D, 0, (Dp - D) * 2);
+    } else {
+      __builtin_memset(kb + n * Dp, 0, Dp * 2);
+    }
+  }
+}
+
+// P[r][n] (bf16) = P^T[n][r] for the 16 x 16 blocks covering keys < round_up(nb, 32); P^T rows
+// at or past nb are treated as zero.
+template <int BM, int BN>
+inline void transpose_p_bf16(const float* pt, int nb, bf16* p) {
+  const int n_end = round_up(nb, 32);
+  for (int n0 = 0; n0 < n_end; n0 += 16) {
+    for (int r0 = 0; r0 < BM; r0 += 16) {
+      u32x16 t[16];
+      for (int j = 0; j < 16; ++j)
+        t[j] = n0 + j < nb ? load_u32(pt + (n0 + j) * BM + r0) : (u32x16)0u;
+      transpose16(t);
+      for (int e = 0; e < 16; ++e) {
+        const u16x16 h = to_bf16_bits(__builtin_bit_cast(f32x16, t[e]));
+        __builtin_memcpy(p + (r0 + e) * BN + n0, &h, 32);
+      }
     }
   }
 }
@@ -62,37 +95,41 @@ inline void pack_v_vnni(const bf16* const* rows, int nb, bf16* vv) {
   }
 }
 
-// S[BM][BN] (fp32) = Q[BM][Dp] (bf16) . K^T for key columns [0, 32 * panels).
-template <int Dp, int BN, int BM>
-inline void qk_amx(const bf16* q, const bf16* kv, float* s, int nb) {
-  const int panels = (nb + 31) / 32;
-  constexpr long long kQStride = Dp * 2, kKStride = BN * 4, kSStride = BN * 4;
-  for (int m = 0; m < BM; m += 32) {
-    const bool two = m + 32 <= BM;
-    for (int p = 0; p < panels; ++p) {
-      const int n = p * 32;
+// S^T[n][BM] (fp32) = K[n][Dp] . Q^T for keys n < round_up(nb, 32): 32 keys x 32 rows per step.
+// Row group g (16 rows) only needs keys [ga[g], ge[g]); tiles that need none are skipped.
+template <int Dp, int BM>
+inline void qk_amx(const bf16* kb, const bf16* qv, float* st, int nb, const int* ga,
+                   const int* ge) {
+  constexpr long long kKStride = Dp * 2, kQStride = BM * 4, kSStride = BM * 4;
+  for (int n = 0; n < nb; n += 32) {
+    for (int r = 0; r < BM; r += 32) {
+      const bool two = r + 32 <= BM;
+      const int g = r / 16;
+      const int a = two && ga[g + 1] < ga[g] ? ga[g + 1] : ga[g];
+      const int e = two && ge[g + 1] > ge[g] ? ge[g + 1] : ge[g];
+      if (n + 32 <= a || n >= e) continue;
       FJ_TILE_ZERO(0);
       FJ_TILE_ZERO(1);
       FJ_TILE_ZERO(2);
       FJ_TILE_ZERO(3);
       for (int kc = 0; kc < Dp / 32; ++kc) {
-        const bf16* b = kv + (kc * 16 * BN + n) * 2;
-        FJ_TILE_LOAD(4, q + m * Dp + kc * 32, kQStride);
-        FJ_TILE_LOAD(6, b, kKStride);
-        FJ_TILE_LOAD(7, b + 32, kKStride);
+        const bf16* b = qv + (kc * 16 * BM + r) * 2;
+        FJ_TILE_LOAD(4, kb + n * Dp + kc * 32, kKStride);
+        FJ_TILE_LOAD(5, kb + (n + 16) * Dp + kc * 32, kKStride);
+        FJ_TILE_LOAD(6, b, kQStride);
         FJ_TILE_DP(0, 4, 6);
-        FJ_TILE_DP(1, 4, 7);
+        FJ_TILE_DP(1, 5, 6);
         if (two) {
-          FJ_TILE_LOAD(5, q + (m + 16) * Dp + kc * 32, kQStride);
-          FJ_TILE_DP(2, 5, 6);
+          FJ_TILE_LOAD(7, b + 32, kQStride);
+          FJ_TILE_DP(2, 4, 7);
           FJ_TILE_DP(3, 5, 7);
         }
       }
-      FJ_TILE_STORE(0, s + m * BN + n, kSStride);
-      FJ_TILE_STORE(1, s + m * BN + n + 16, kSStride);
+      FJ_TILE_STORE(0, st + n * BM + r, kSStride);
+      FJ_TILE_STORE(1, st + (n + 16) * BM + r, kSStride);
       if (two) {
-        FJ_TILE_STORE(2, s + (m + 16) * BN + n, kSStride);
-        FJ_TILE_STORE(3, s + (m + 16) * BN + n + 16, kSStride);
+        FJ_TILE_STORE(2, st + n * BM + r + 16, kSStride);
+        FJ_TILE_STORE(3, st + (n + 16) * BM + r + 16, kSStride);
       }
     }
   }
@@ -100,13 +137,13 @@ inline void qk_amx(const bf16* q, const bf16* kv, float* s, int nb) {
 
 // O[16 rows][cols c0 .. c0 + 16N] += P[16][BN] . V for one row tile and N <= 4 column tiles.
 template <int DVp, int BN, int N>
-inline void pv_amx_tiles(const bf16* p, const bf16* vv, float* o, int c0, int nb) {
+inline void pv_amx_tiles(const bf16* p, const bf16* vv, float* o, int c0, int a, int e) {
   constexpr long long kOStride = DVp * 4, kPStride = BN * 2, kVStride = DVp * 4;
   if constexpr (N > 0) FJ_TILE_LOAD(0, o + c0, kOStride);
   if constexpr (N > 1) FJ_TILE_LOAD(1, o + c0 + 16, kOStride);
   if constexpr (N > 2) FJ_TILE_LOAD(2, o + c0 + 32, kOStride);
   if constexpr (N > 3) FJ_TILE_LOAD(3, o + c0 + 48, kOStride);
-  for (int kk = 0; kk * 32 < nb; ++kk) {
+  for (int kk = a / 32; kk * 32 < e; ++kk) {
     FJ_TILE_LOAD(4, p + kk * 32, kPStride);
     const bf16* b = vv + (kk * 16 * DVp + c0) * 2;
     if constexpr (N > 0) {
@@ -132,16 +169,19 @@ inline void pv_amx_tiles(const bf16* p, const bf16* vv, float* o, int c0, int nb
   if constexpr (N > 3) FJ_TILE_STORE(3, o + c0 + 48, kOStride);
 }
 
-// O[BM][DVp] += P[BM][BN] . V (O already rescaled by the softmax).
+// O[BM][DVp] += P[BM][BN] . V (O already rescaled by the softmax); P is zero outside the keys
+// [ga[g], ge[g]) of row group g.
 template <int DVp, int BN, int BM>
-inline void pv_amx(const bf16* p, const bf16* vv, float* o, int nb) {
+inline void pv_amx(const bf16* p, const bf16* vv, float* o, const int* ga, const int* ge) {
   constexpr int kTiles = DVp / 16;
   for (int m = 0; m < BM; m += 16) {
+    const int a = ga[m / 16], e = ge[m / 16];
+    if (a >= e) continue;
     int t = 0;
     for (; t + 4 <= kTiles; t += 4)
-      pv_amx_tiles<DVp, BN, 4>(p + m * BN, vv, o + m * DVp, t * 16, nb);
+      pv_amx_tiles<DVp, BN, 4>(p + m * BN, vv, o + m * DVp, t * 16, a, e);
     if constexpr (kTiles % 4 > 0)
-      pv_amx_tiles<DVp, BN, kTiles % 4>(p + m * BN, vv, o + m * DVp, t * 16, nb);
+      pv_amx_tiles<DVp, BN, kTiles % 4>(p + m * BN, vv, o + m * DVp, t * 16, a, e);
   }
 }
 

@@ -20,26 +20,25 @@ struct Shape {
   static constexpr int D = Cfg::kHeadDimQK, DV = Cfg::kHeadDimV;
   static constexpr int BM = Cfg::kBlockM, BN = Cfg::kBlockN;
   static constexpr bool kAmx = Cfg::kUseAmx;
-  static constexpr int Dp = kAmx ? round_up(D, 32) : D;
+  static constexpr int Dp = kAmx ? round_up(D, 32) : round_up(D, 16);  // padded K rows
   static constexpr int DVp = round_up(DV, 16);
-  // fp32 V rows are used in place when they need no padding.
-  static constexpr bool kDirectV = !kAmx && sizeof(typename Cfg::ElementKV) == 4 && DV % 16 == 0;
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
-  static_assert(BM % (kAmx ? 16 : 4) == 0, "block_m must be a multiple of 16 (AMX) or 4");
+  static_assert(BM % 16 == 0, "block_m must be a multiple of 16");
   static_assert(BN % 32 == 0, "block_n must be a multiple of 32");
   static_assert(!kAmx || FLASHJIT_HAVE_AMX, "the AMX kernel needs a target with amx-bf16");
 
   // Per-thread scratch, every region 64-byte aligned.
   static constexpr long long align(long long x) { return (x + 63) / 64 * 64; }
-  static constexpr long long kQ = 0;  // fp32 [BM][D] (scaled) or bf16 [BM][Dp]
-  static constexpr long long kK = kQ + align((long long)BM * Dp * (kAmx ? 2 : 4));
-  static constexpr long long kS = kK + align((long long)Dp * BN * (kAmx ? 2 : 4));
-  static constexpr long long kP = kS + align((long long)BM * BN * 4);  // bf16 P (AMX)
-  static constexpr long long kO = kP + align((long long)BM * BN * 2);
-  static constexpr long long kV = kO + align((long long)BM * DVp * 4);
-  static constexpr long long kStats = kV + align((long long)BN * DVp * 4);
-  static constexpr long long kRowPtrs = kStats + align((long long)BM * 4 * 5);
-  static constexpr long long kBytes = kRowPtrs + align((long long)BN * 2 * sizeof(void*));
+  static constexpr int kElem = kAmx ? 2 : 4;  // bytes of a packed Q / K / V element
+  static constexpr long long kQ = 0;          // Q^T: fp32 [D][BM] (scaled) or bf16 VNNI
+  static constexpr long long kK = kQ + align((long long)BM * Dp * kElem);   // K [BN][Dp]
+  static constexpr long long kS = kK + align((long long)BN * Dp * kElem);   // S^T fp32 [BN][BM]
+  static constexpr long long kP = kS + align((long long)BN * BM * 4);       // P bf16 [BM][BN]
+  static constexpr long long kO = kP + align((long long)BM * BN * 2);       // O fp32 [BM][DVp]
+  static constexpr long long kV = kO + align((long long)BM * DVp * 4);      // V [BN][DVp]
+  static constexpr long long kStats = kV + align((long long)BN * DVp * 4);  // m, l, alpha, lo, hi
+  static constexpr long long kRowPtrs = kStats + align((long long)BM * 4 * 7);
+  static constexpr long long kBytes = kRowPtrs + align((long long)(BN + BM) * sizeof(void*));
 };
 
 template <class Cfg>
@@ -128,45 +127,69 @@ inline long long kv_row_offset(const FwdParams& p, const WorkItem& it, int j,
   }
 }
 
-// Scales (and softcaps) S, masks it, and runs the online-softmax update. Writes P (fp32 in place,
-// and bf16 for AMX) and the O rescale factor per row.
+// Per 16-row group g: the block-relative keys [ga[g], ge[g]) that any of its rows sees.
+template <int BM>
+inline void block_ranges(const int* lo, const int* hi, int n0, int nb, int* ga, int* ge) {
+  for (int g = 0; g < BM / 16; ++g) {
+    int a = nb, e = 0;
+    for (int r = g * 16; r < g * 16 + 16; ++r) {
+      if (lo[r] >= hi[r]) continue;
+      a = lo[r] - n0 < a ? lo[r] - n0 : a;
+      e = hi[r] - n0 > e ? hi[r] - n0 : e;
+    }
+    ga[g] = a < 0 ? 0 : a;
+    ge[g] = e > nb ? nb : e;
+    if (ga[g] > ge[g]) ga[g] = ge[g];
+  }
+}
+
+// P^T = 0 for the keys of a row group outside its range (the matmuls skip what they can there).
+template <int BM>
+inline void zero_outside_ranges(float* st, int nb, const int* ga, const int* ge) {
+  for (int g = 0; g < BM / 16; ++g) {
+    for (int n = 0; n < ga[g]; ++n) store(st + n * BM + g * 16, 0.0f);
+    for (int n = ge[g]; n < nb; ++n) store(st + n * BM + g * 16, 0.0f);
+  }
+}
+
+// The online-softmax update on S^T[key][row] for keys < nb, 16 rows per vector: scale (AMX) and
+// softcap, mask, new row maxima, P = 2^(S - m) in place, and the O rescale factor alpha per row.
+// Only the keys [ga[g], ge[g]) (block-relative) of row group g are looked at.
 template <class Cfg>
-inline void softmax_block(const FwdParams& p, float* s, bf16* pb, float* m, float* l, float* alpha,
-                          const int* lo, const int* hi, int n0, int nb, int nrows,
+inline void softmax_block(const FwdParams& p, float* st, float* m, float* l, float* alpha,
+                          const int* lo, const int* hi, const int* ga, const int* ge, int n0,
                           bool needs_mask) {
-  using Sh = Shape<Cfg>;
-  constexpr int BN = Sh::BN;
-  for (int r = 0; r < nrows; ++r) {
-    float* row = s + r * BN;
-    for (int c = 0; c < BN; c += 16) {
-      f32x16 x = load(row + c) * p.score_scale;
-      if constexpr (Cfg::kSoftcap) x = tanh(x) * p.softcap_log2;
-      store(row + c, x);
-    }
-    if (needs_mask) {
-      const int a = lo[r] - n0, e = hi[r] - n0;
-      for (int c = 0; c < BN; ++c)
-        if (c < a || c >= e || c >= nb) row[c] = kNegInf;
-    }
+  constexpr int BM = Cfg::kBlockM;
+  for (int r = 0; r < BM; r += 16) {
+    const int a = ga[r / 16], e = ge[r / 16];
+    i32x16 lo_v, hi_v;
+    __builtin_memcpy(&lo_v, lo + r, 64);
+    __builtin_memcpy(&hi_v, hi + r, 64);
     f32x16 mx = kNegInf;
-    for (int c = 0; c < BN; c += 16) mx = vmax(mx, load(row + c));
-    const float m_old = m[r];
-    const float m_blk = reduce_max(mx);
-    const float m_new = m_blk > m_old ? m_blk : m_old;
-    const float m_use = m_new == kNegInf ? 0.0f : m_new;
-    f32x16 sum = 0.0f;
-    for (int c = 0; c < BN; c += 16) {
-      const f32x16 e = exp2(load(row + c) - m_use);
-      sum += e;
-      store(row + c, e);
-      if constexpr (Sh::kAmx) {
-        u16x16 h = to_bf16_bits(e);
-        __builtin_memcpy(pb + r * BN + c, &h, 32);
+    for (int n = a; n < e; ++n) {
+      f32x16 x = load(st + n * BM + r);
+      if constexpr (Cfg::kUseAmx) x *= p.score_scale;
+      if constexpr (Cfg::kSoftcap) x = tanh(x) * p.softcap_log2;
+      if (needs_mask) {
+        const int j = n0 + n;
+        x = (j >= lo_v && j < hi_v) ? x : kNegInf;
       }
+      store(st + n * BM + r, x);
+      mx = vmax(mx, x);
     }
-    alpha[r] = exp2(m_old - m_use);
-    l[r] = l[r] * alpha[r] + reduce_add(sum);
-    m[r] = m_new;
+    const f32x16 m_old = load(m + r);
+    const f32x16 m_new = vmax(m_old, mx);
+    const f32x16 m_use = m_new == kNegInf ? (f32x16)0.0f : m_new;
+    f32x16 sum = 0.0f;
+    for (int n = a; n < e; ++n) {
+      const f32x16 x = exp2(load(st + n * BM + r) - m_use);
+      store(st + n * BM + r, x);
+      sum += x;
+    }
+    const f32x16 rescale = exp2(m_old - m_use);
+    store(alpha + r, rescale);
+    store(l + r, load(l + r) * rescale + sum);
+    store(m + r, m_new);
   }
 }
 
@@ -181,26 +204,29 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
   WorkItem it;
   if (!locate<Cfg>(p, w, it)) return;
 
-  float* s = (float*)(scratch + Sh::kS);
-  bf16* pb = (bf16*)(scratch + Sh::kP);
+  float* st = (float*)(scratch + Sh::kS);
   float* o = (float*)(scratch + Sh::kO);
   float* m = (float*)(scratch + Sh::kStats);
   float* l = m + BM;
   float* alpha = l + BM;
   int* lo = (int*)(alpha + BM);
   int* hi = lo + BM;
+  int* ga = hi + BM;  // per 16-row group and key block: the keys any row of the group sees
+  int* ge = ga + BM / 16;
   const TKV** krows = (const TKV**)(scratch + Sh::kRowPtrs);
   const TKV** vrows = krows + BN;
+  const TQ** qrows = (const TQ**)krows;  // Q rows are packed before any key row is gathered
 
-  // Rows: visible key intervals, and the Q tile.
+  // Rows: visible key intervals and Q row pointers. Padding rows see nothing.
   int n_lo = it.lk, n_hi = 0, max_lo = 0, min_hi = it.lk;
   const TQ* q = (const TQ*)p.q;
   for (int r = 0; r < BM; ++r) {
     m[r] = kNegInf;
     l[r] = 0.0f;
-    alpha[r] = 1.0f;
-    int i = 0, hq = 0;
+    lo[r] = 0;
+    hi[r] = 0;
     if (r < it.nrows) {
+      int i = 0, hq = 0;
       row_coords<Cfg>(p, it, w, r, i, hq);
       const KeyInterval kin = visible_keys<Cfg>(p, i, it.lq, it.lk);
       lo[r] = kin.lo;
@@ -211,30 +237,19 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       }
       max_lo = kin.lo > max_lo ? kin.lo : max_lo;
       min_hi = kin.hi < min_hi ? kin.hi : min_hi;
-    }
-    const TQ* qrow =
-        q + it.q_base + (long long)i * p.q_row_stride + (long long)hq * p.q_head_stride;
-    if constexpr (Sh::kAmx) {
-      bf16* qt = (bf16*)(scratch + Sh::kQ) + r * Dp;
-      __builtin_memset(qt, 0, Dp * 2);
-      if (r < it.nrows) __builtin_memcpy(qt, qrow, D * 2);
-    } else {
-      float* qt = (float*)(scratch + Sh::kQ) + r * D;
-      int c = 0;
-      for (; c + 16 <= D; c += 16)
-        store(qt + c, r < it.nrows ? load_f32(qrow + c) * p.score_scale : (f32x16)0.0f);
-      if (c < D) {
-        float tail[16];
-        store(tail,
-              r < it.nrows ? load_f32_partial(qrow + c, D - c) * p.score_scale : (f32x16)0.0f);
-        for (int e = 0; c + e < D; ++e) qt[c + e] = tail[e];
-      }
+      qrows[r] = q + it.q_base + (long long)i * p.q_row_stride + (long long)hq * p.q_head_stride;
     }
     for (int c = 0; c < DVp; c += 16) store(o + r * DVp + c, 0.0f);
   }
-  // The fp32 path folds the scale into Q; the AMX path scales S (Q stays exact bf16).
-  FwdParams ps = p;
-  if constexpr (!Sh::kAmx) ps.score_scale = 1.0f;
+  if constexpr (Sh::kAmx) {
+#if FLASHJIT_HAVE_AMX
+    pack_q_vnni<D, Dp, BM>((const bf16* const*)qrows, it.nrows, (bf16*)(scratch + Sh::kQ));
+#endif
+  } else {
+    // The fp32 path folds the scale into Q; the AMX path scales S (Q stays exact bf16).
+    pack_q_transposed<D, BM>(qrows, it.nrows, p.score_scale, (float*)(scratch + Sh::kQ));
+  }
+  const int rows4 = round_up(it.nrows, 4);
 
   for (int n0 = n_lo; n0 < n_hi; n0 += BN) {
     const int nb = n_hi - n0 < BN ? n_hi - n0 : BN;
@@ -244,14 +259,17 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       vrows[j] = (const TKV*)p.v + kv_row_offset<Cfg>(p, it, n0 + j, p.v_batch_stride,
                                                       p.v_row_stride, p.v_head_stride);
     }
-    const bool needs_mask = nb < BN || n0 < max_lo || n0 + nb > min_hi;
+    const bool needs_mask = n0 < max_lo || n0 + nb > min_hi;
+    block_ranges<BM>(lo, hi, n0, nb, ga, ge);
     if constexpr (Sh::kAmx) {
 #if FLASHJIT_HAVE_AMX
-      bf16* kv = (bf16*)(scratch + Sh::kK);
-      pack_k_vnni<D, Dp, BN>((const bf16* const*)krows, nb, kv);
-      qk_amx<Dp, BN, BM>((const bf16*)(scratch + Sh::kQ), kv, s, nb);
-      softmax_block<Cfg>(ps, s, pb, m, l, alpha, lo, hi, n0, nb, it.nrows, needs_mask);
-      for (int r = it.nrows; r < BM; ++r) __builtin_memset(pb + r * BN, 0, BN * 2);
+      bf16* kb = (bf16*)(scratch + Sh::kK);
+      pack_k_bf16<D, Dp>((const bf16* const*)krows, nb, kb);
+      qk_amx<Dp, BM>(kb, (const bf16*)(scratch + Sh::kQ), st, nb, ga, ge);
+      softmax_block<Cfg>(p, st, m, l, alpha, lo, hi, ga, ge, n0, needs_mask);
+      zero_outside_ranges<BM>(st, nb, ga, ge);  // pv_amx works on whole 32-key chunks
+      bf16* pb = (bf16*)(scratch + Sh::kP);
+      transpose_p_bf16<BM, BN>(st, nb, pb);
       for (int r = 0; r < it.nrows; ++r) {
         if (alpha[r] != 1.0f)
           for (int c = 0; c < DVp; c += 16)
@@ -259,26 +277,16 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       }
       bf16* vv = (bf16*)(scratch + Sh::kV);
       pack_v_vnni<DV, DVp>((const bf16* const*)vrows, nb, vv);
-      pv_amx<DVp, BN, BM>(pb, vv, o, nb);
+      pv_amx<DVp, BN, BM>(pb, vv, o, ga, ge);
 #endif
     } else {
-      float* kt = (float*)(scratch + Sh::kK);
-      pack_k_transposed<D, BN>(krows, nb, kt);
-      qk_fp32<D, BN, BM>((const float*)(scratch + Sh::kQ), kt, s, nb);
-      softmax_block<Cfg>(ps, s, pb, m, l, alpha, lo, hi, n0, nb, it.nrows, needs_mask);
-      for (int r = it.nrows; r < BM; ++r) {
-        for (int c = 0; c < BN; c += 16) store(s + r * BN + c, 0.0f);
-        alpha[r] = 1.0f;
-      }
-      if constexpr (Sh::kDirectV) {
-        pv_fp32<DVp, BN, BM>(s, (const float* const*)vrows, o, alpha, nb);
-      } else {
-        float* vs = (float*)(scratch + Sh::kV);
-        const float** vptr = (const float**)krows;  // K row pointers are no longer needed
-        pack_v_fp32<DV, DVp>(vrows, nb, vs);
-        for (int j = 0; j < nb; ++j) vptr[j] = vs + j * DVp;
-        pv_fp32<DVp, BN, BM>(s, vptr, o, alpha, nb);
-      }
+      float* kf = (float*)(scratch + Sh::kK);
+      pack_rows_fp32<Dp>(krows, nb, round_up(nb, 8), D, kf);
+      qk_fp32<D, Dp, BM>((const float*)(scratch + Sh::kQ), kf, st, nb, ga, ge);
+      softmax_block<Cfg>(p, st, m, l, alpha, lo, hi, ga, ge, n0, needs_mask);
+      float* vs = (float*)(scratch + Sh::kV);
+      pack_rows_fp32<DVp>(vrows, nb, nb, DV, vs);
+      pv_fp32<DVp, BM>(st, vs, o, alpha, rows4, ga, ge);
     }
   }
 

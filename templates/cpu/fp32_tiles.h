@@ -1,5 +1,7 @@
-// The fp32 (AVX-512 FMA, or portable vector) matmuls of the CPU kernel: K packed transposed,
-// S = Q K^T with 8 x 32 register blocks, O += P V with 4 x 64 register blocks.
+// The fp32 (AVX-512 FMA, or portable vector) matmuls of the CPU kernel. Scores are computed
+// transposed, S^T[key][row], with query rows along the vector lanes: K rows are read in place
+// (broadcast), Q is transposed once per work item, and the softmax needs no horizontal
+// reductions. O += P V broadcasts P^T[key][row] against rows of V.
 #pragma once
 
 #include "flashjit/cpu/simd.h"
@@ -8,98 +10,112 @@ namespace flashjit_cpu {
 
 constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-// kt[d][BN] = K[n][d] for keys n < nb; zero for keys in [nb, round_up(nb, 32)).
-template <int D, int BN, typename T>
-inline void pack_k_transposed(const T* const* rows, int nb, float* kt) {
-  const int n_end = round_up(nb, 32);
-  for (int n0 = 0; n0 < n_end; n0 += 16) {
+// qt[d][BM] = q_rows[r][d] * scale for r < nrows, zero for the other rows.
+template <int D, int BM, typename T>
+inline void pack_q_transposed(const T* const* rows, int nrows, float scale, float* qt) {
+  for (int r0 = 0; r0 < BM; r0 += 16) {
     for (int d0 = 0; d0 < D; d0 += 16) {
-      u32x16 r[16];
       const int width = D - d0 < 16 ? D - d0 : 16;
+      u32x16 t[16];
       for (int j = 0; j < 16; ++j) {
-        f32x16 v = 0.0f;
-        if (n0 + j < nb)
-          v = width == 16 ? load_f32(rows[n0 + j] + d0)
-                          : load_f32_partial(rows[n0 + j] + d0, width);
-        r[j] = __builtin_bit_cast(u32x16, v);
+        f32x16 x = 0.0f;
+        if (r0 + j < nrows)
+          x = (width == 16 ? load_f32(rows[r0 + j] + d0)
+                           : load_f32_partial(rows[r0 + j] + d0, width)) *
+              scale;
+        t[j] = __builtin_bit_cast(u32x16, x);
       }
-      transpose16(r);
-      for (int t = 0; t < width; ++t) store_u32(kt + (d0 + t) * BN + n0, r[t]);
+      transpose16(t);
+      for (int e = 0; e < width; ++e) store_u32(qt + (d0 + e) * BM + r0, t[e]);
     }
   }
 }
 
-// s[r][0:32*panels] = q[r] . kt for R rows; q rows are D floats apart.
-template <int D, int BN, int R>
-inline void qk_rows(const float* q, const float* kt, float* s, int panels) {
-  for (int p = 0; p < panels; ++p) {
-    f32x16 acc[R][2];
-    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = 0.0f;
-    const float* k = kt + p * 32;
-    for (int d = 0; d < D; ++d) {
-      const f32x16 k0 = load(k + d * BN), k1 = load(k + d * BN + 16);
-      for (int r = 0; r < R; ++r) {
-        const f32x16 qv = q[r * D + d];
-        acc[r][0] += qv * k0;
-        acc[r][1] += qv * k1;
-      }
+// st[n][r0 : r0 + 16V] = sum_d k[n][d] qt[d][r0 : ...] for KEYS keys n0 .. n0 + KEYS; K rows
+// are KS floats apart.
+template <int D, int KS, int BM, int KEYS, int V>
+inline void qk_keys(const float* qt, const float* k, int n0, int r0, float* st) {
+  f32x16 acc[KEYS][V];
+  for (int j = 0; j < KEYS; ++j)
+    for (int v = 0; v < V; ++v) acc[j][v] = 0.0f;
+  const float* kr = k + n0 * KS;
+  for (int d = 0; d < D; ++d) {
+    f32x16 q[V];
+    for (int v = 0; v < V; ++v) q[v] = load(qt + d * BM + r0 + v * 16);
+    for (int j = 0; j < KEYS; ++j) {
+      const f32x16 kb = kr[j * KS + d];
+      for (int v = 0; v < V; ++v) acc[j][v] += kb * q[v];
     }
-    for (int r = 0; r < R; ++r) {
-      store(s + r * BN + p * 32, acc[r][0]);
-      store(s + r * BN + p * 32 + 16, acc[r][1]);
+  }
+  for (int j = 0; j < KEYS; ++j)
+    for (int v = 0; v < V; ++v) store(st + (n0 + j) * BM + r0 + v * 16, acc[j][v]);
+}
+
+// S^T[n][BM] for keys n < round_up(nb, 8); k is [round_up(nb, 8)][KS] (zero rows past nb).
+// Row group g (16 rows) only needs keys [ga[g], ge[g]); panels that need none are skipped.
+template <int D, int KS, int BM>
+inline void qk_fp32(const float* qt, const float* k, float* st, int nb, const int* ga,
+                    const int* ge) {
+  for (int n0 = 0; n0 < nb; n0 += 8) {
+    int r0 = 0;
+    for (; r0 + 32 <= BM; r0 += 32) {
+      const int g = r0 / 16;
+      const int a = ga[g] < ga[g + 1] ? ga[g] : ga[g + 1],
+                e = ge[g] > ge[g + 1] ? ge[g] : ge[g + 1];
+      if (n0 + 8 > a && n0 < e) qk_keys<D, KS, BM, 8, 2>(qt, k, n0, r0, st);
     }
+    if (r0 < BM && n0 + 8 > ga[r0 / 16] && n0 < ge[r0 / 16])
+      qk_keys<D, KS, BM, 8, 1>(qt, k, n0, r0, st);
   }
 }
 
-template <int D, int BN, int BM>
-inline void qk_fp32(const float* q, const float* kt, float* s, int nb) {
-  const int panels = (nb + 31) / 32;
-  int r = 0;
-  for (; r + 8 <= BM; r += 8) qk_rows<D, BN, 8>(q + r * D, kt, s + r * BN, panels);
-  for (; r < BM; r += 4) qk_rows<D, BN, 4>(q + r * D, kt, s + r * BN, panels);
-}
-
-// o[r][c0 : c0 + 16C] = o * alpha[r] + sum_n p[r][n] v[n][c0 : ...] for 4 rows.
-template <int DVp, int BN, int C>
-inline void pv_rows(const float* p, const float* const* v, int c0, float* o, const float* alpha,
-                    int nb) {
+// o[r][c0 : c0 + 16C] = o * alpha[r] + sum_n pt[n][r] v[n][c0 : ...] for 4 rows r0 ...
+template <int DVp, int BM, int C>
+inline void pv_rows(const float* pt, const float* vs, int r0, int c0, float* o, const float* alpha,
+                    int a, int e) {
   f32x16 acc[4][C];
   for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = load(o + r * DVp + c0 + c * 16) * alpha[r];
-  for (int n = 0; n < nb; ++n) {
-    f32x16 vv[C];
-    for (int c = 0; c < C; ++c) vv[c] = load(v[n] + c0 + c * 16);
+    for (int c = 0; c < C; ++c) acc[r][c] = load(o + (r0 + r) * DVp + c0 + c * 16) * alpha[r0 + r];
+  for (int n = a; n < e; ++n) {
+    f32x16 v[C];
+    for (int c = 0; c < C; ++c) v[c] = load(vs + n * DVp + c0 + c * 16);
     for (int r = 0; r < 4; ++r) {
-      const f32x16 pr = p[r * BN + n];
-      for (int c = 0; c < C; ++c) acc[r][c] += pr * vv[c];
+      const f32x16 p = pt[n * BM + r0 + r];
+      for (int c = 0; c < C; ++c) acc[r][c] += p * v[c];
     }
   }
   for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < C; ++c) store(o + r * DVp + c0 + c * 16, acc[r][c]);
+    for (int c = 0; c < C; ++c) store(o + (r0 + r) * DVp + c0 + c * 16, acc[r][c]);
 }
 
-// O += P V over BM rows (rows in groups of 4); v[n] points at DVp floats of key n.
-template <int DVp, int BN, int BM>
-inline void pv_fp32(const float* p, const float* const* v, float* o, const float* alpha, int nb) {
+// O[r] = O[r] * alpha[r] + P V for the first `rows` rows (a multiple of 4); vs is [nb][DVp].
+// P^T is zero outside the keys [ga[g], ge[g]) of row group g, so only those are summed.
+template <int DVp, int BM>
+inline void pv_fp32(const float* pt, const float* vs, float* o, const float* alpha, int rows,
+                    const int* ga, const int* ge) {
   constexpr int kVecs = DVp / 16;
   constexpr int kTail = kVecs % 4;
-  for (int r = 0; r < BM; r += 4) {
+  for (int r = 0; r < rows; r += 4) {
+    const int a = ga[r / 16], e = ge[r / 16];
     int c = 0;
-    for (; c + 4 <= kVecs; c += 4)
-      pv_rows<DVp, BN, 4>(p + r * BN, v, c * 16, o + r * DVp, alpha + r, nb);
-    if constexpr (kTail > 0)
-      pv_rows<DVp, BN, kTail>(p + r * BN, v, c * 16, o + r * DVp, alpha + r, nb);
+    for (; c + 4 <= kVecs; c += 4) pv_rows<DVp, BM, 4>(pt, vs, r, c * 16, o, alpha, a, e);
+    if constexpr (kTail > 0) pv_rows<DVp, BM, kTail>(pt, vs, r, c * 16, o, alpha, a, e);
   }
 }
 
-// vs[n][DVp] = V[n] as floats (zero past DV) for n < nb.
-template <int DV, int DVp, typename T>
-inline void pack_v_fp32(const T* const* rows, int nb, float* vs) {
+// rows[n] as floats into dst[n][W] (zero past `width`) for n < nb, and zero rows up to n_end.
+// NOTE: K and V are always copied into contiguous scratch, fp32 too: rows of a (s, h, d) tensor
+// are h * d * 4 bytes apart, often a multiple of 4 KiB, so read in place they all fall into the
+// same L1 sets and the matmul loops run from L2.
+template <int W, typename T>
+inline void pack_rows_fp32(const T* const* rows, int nb, int n_end, int width, float* dst) {
   for (int n = 0; n < nb; ++n) {
     int c = 0;
-    for (; c + 16 <= DV; c += 16) store(vs + n * DVp + c, load_f32(rows[n] + c));
-    if (c < DVp) store(vs + n * DVp + c, load_f32_partial(rows[n] + c, DV - c));
+    for (; c + 16 <= width; c += 16) store(dst + n * W + c, load_f32(rows[n] + c));
+    if (c < W) store(dst + n * W + c, load_f32_partial(rows[n] + c, width - c));
   }
+  for (int n = nb; n < n_end; ++n)
+    for (int c = 0; c < W; c += 16) store(dst + n * W + c, 0.0f);
 }
 
 }  // namespace flashjit_cpu

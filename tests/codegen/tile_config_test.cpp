@@ -1,0 +1,87 @@
+// The default CPU tile heuristic: block_m is a multiple of 16 (query rows run along the vector
+// lanes) and at most 256, block_n a multiple of 32, every result is a supported key; and
+// cpu_uses_amx() is true only for bf16 on a target with amx-bf16, amx-tile and avx512f.
+#include "codegen/tile_config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "key_variants.h"
+
+namespace flashjit {
+namespace {
+
+using testing::base_cpu_key;
+
+KernelKey key_with(DType dtype, const std::string& features) {
+  KernelKey k = base_cpu_key();
+  k.dtype_q = k.dtype_kv = k.dtype_o = dtype;
+  k.target.features = features;
+  return k;
+}
+
+const char* const kAmx = "+amx-bf16,+amx-tile,+avx512f";
+const char* const kNoAmx = "+avx2,+fma,+avx512f,-amx-bf16,-amx-tile";
+
+TEST(CpuUsesAmx, OnlyBf16WithAllAmxFeatures) {
+  EXPECT_TRUE(cpu_uses_amx(key_with(DType::kBFloat16, kAmx)));
+  EXPECT_TRUE(cpu_uses_amx(key_with(DType::kBFloat16, "+avx512f,+amx-int8,+amx-tile,+amx-bf16")));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kFloat16, kAmx)));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kFloat32, kAmx)));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kBFloat16, kNoAmx)));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kBFloat16, "+amx-bf16,+amx-tile")));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kBFloat16, "+amx-bf16,+avx512f")));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kBFloat16, "+amx-tile,+avx512f")));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kBFloat16, "+amx-bf16x,+amx-tile,+avx512f")));
+  EXPECT_FALSE(cpu_uses_amx(key_with(DType::kBFloat16, "")));
+  KernelKey cuda = key_with(DType::kBFloat16, kAmx);
+  cuda.backend = Backend::kCuda;
+  EXPECT_FALSE(cpu_uses_amx(cuda));
+}
+
+TEST(DefaultCpuTiles, ShapesFollowTheGranule) {
+  const std::vector<KernelKey> keys = {
+      key_with(DType::kBFloat16, kAmx),  key_with(DType::kBFloat16, kNoAmx),
+      key_with(DType::kFloat16, kAmx),   key_with(DType::kFloat32, kAmx),
+      key_with(DType::kFloat32, kNoAmx),
+  };
+  for (const KernelKey& key : keys) {
+    const int granule = 16;
+    for (int rows = -3; rows <= 600; ++rows) {
+      const TileConfig t = default_cpu_tiles(key, rows);
+      SCOPED_TRACE(key.to_string() + " rows=" + std::to_string(rows));
+      EXPECT_GT(t.block_m, 0);
+      EXPECT_EQ(t.block_m % granule, 0) << t.block_m;
+      EXPECT_LE(t.block_m, 256);
+      EXPECT_GT(t.block_n, 0);
+      EXPECT_EQ(t.block_n % 32, 0) << t.block_n;
+      if (rows >= 1 && rows <= 256) {
+        EXPECT_GE(t.block_m, rows);
+      }
+      KernelKey tiled = key;
+      tiled.block_m = t.block_m;
+      tiled.block_n = t.block_n;
+      EXPECT_NO_THROW(tiled.check_supported());
+    }
+  }
+}
+
+TEST(DefaultCpuTiles, WorkedExamples) {
+  const KernelKey amx = key_with(DType::kBFloat16, kAmx);
+  const KernelKey fp32 = key_with(DType::kFloat32, kNoAmx);
+  EXPECT_EQ(default_cpu_tiles(amx, 4).block_m, 16);  // decode, GQA 4 packed
+  EXPECT_EQ(default_cpu_tiles(amx, 4).block_n, 128);
+  EXPECT_EQ(default_cpu_tiles(amx, 17).block_m, 32);
+  EXPECT_EQ(default_cpu_tiles(amx, 17).block_n, 64);
+  EXPECT_EQ(default_cpu_tiles(amx, 1000).block_m, 256);  // prefill
+  EXPECT_EQ(default_cpu_tiles(amx, 1000).block_n, 128);
+  EXPECT_EQ(default_cpu_tiles(fp32, 1).block_m, 16);
+  EXPECT_EQ(default_cpu_tiles(fp32, 0).block_m, 16);
+  EXPECT_EQ(default_cpu_tiles(fp32, 100).block_m, 112);
+  EXPECT_EQ(default_cpu_tiles(fp32, 100).block_n, 64);
+}
+
+}  // namespace
+}  // namespace flashjit

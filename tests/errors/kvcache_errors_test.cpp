@@ -1,0 +1,466 @@
+// flash_attn_with_kvcache: every documented argument error (spec section 2) raises exactly
+// UsageError, or NotSupportedError for the parameters not implemented yet, with a message naming
+// the parameter and the expected and actual values; the process stays usable after each error.
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "error_test_util.h"
+
+namespace flashjit::errors_test {
+namespace {
+
+constexpr Device kCuda{DeviceType::kCUDA, 0};
+
+KvConfig paged() { return KvConfig{.paged = true}; }
+KvConfig varlen_q() { return KvConfig{.varlen_q = true}; }
+
+TEST(KvcacheErrors, ValidCallsWriteFiniteOutputs) {
+  for (const KvConfig& config : {KvConfig{}, paged(), varlen_q()}) {
+    KvCase c(config);
+    ASSERT_NO_THROW(c.run());
+    EXPECT_TRUE(all_finite(c.args.out));
+    EXPECT_TRUE(all_finite(*c.args.softmax_lse));
+  }
+}
+
+// --- ranks, dtypes, strides, pointers ------------------------------------------------------------
+
+TEST(KvcacheErrors, QWrongRank) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.q = Tensor::contiguous(c.args.q.data, DType::kBFloat16, {6, 4, 64});
+  expect_rejected<UsageError>(c, bad, {"q: expected rank 4", "got rank 3", "(6, 4, 64)"});
+}
+
+TEST(KvcacheErrors, QWrongRankWithCuSeqlensQ) {
+  KvCase c(varlen_q());
+  KvcacheArgs bad = c.args;
+  bad.q = Tensor::contiguous(c.args.q.data, DType::kBFloat16, {1, 5, 4, 64});
+  expect_rejected<UsageError>(c, bad, {"q: expected rank 3", "got rank 4"});
+}
+
+TEST(KvcacheErrors, KCacheWrongRank) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.k_cache = Tensor::contiguous(c.args.k_cache.data, DType::kBFloat16, {24, 2, 64});
+  expect_rejected<UsageError>(c, bad, {"k_cache: expected rank 4", "got rank 3"});
+}
+
+TEST(KvcacheErrors, VCacheWrongRank) {
+  KvCase c(paged());
+  KvcacheArgs bad = c.args;
+  bad.v_cache = Tensor::contiguous(c.args.v_cache.data, DType::kBFloat16, {16, 2, 64});
+  expect_rejected<UsageError>(c, bad, {"v_cache: expected rank 4", "got rank 3"});
+}
+
+TEST(KvcacheErrors, PageTableWrongRank) {
+  KvCase c(paged());
+  KvcacheArgs bad = c.args;
+  bad.page_table = Tensor::contiguous(c.args.page_table->data, DType::kInt32, {4});
+  expect_rejected<UsageError>(c, bad, {"page_table: expected rank 2", "got rank 1"});
+}
+
+TEST(KvcacheErrors, PageTableWrongDtype) {
+  KvCase c(paged());
+  KvcacheArgs bad = c.args;
+  bad.page_table->dtype = DType::kInt64;
+  expect_rejected<UsageError>(c, bad, {"page_table: expected dtype int32, got int64"});
+}
+
+TEST(KvcacheErrors, KCacheDtypeDiffersFromQ) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.k_cache.dtype = DType::kFloat16;
+  expect_rejected<UsageError>(c, bad, {"k_cache: expected the dtype of q (bf16), got fp16"});
+}
+
+TEST(KvcacheErrors, VCacheDtypeDiffersFromQ) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.v_cache.dtype = DType::kFloat16;
+  expect_rejected<UsageError>(c, bad, {"v_cache: expected the dtype of q (bf16), got fp16"});
+}
+
+TEST(KvcacheErrors, Fp8QIsNotSupported) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.q.dtype = DType::kFloat8E4M3;
+  expect_rejected<NotSupportedError>(c, bad, {"not supported yet", "fp8", "e4m3"});
+}
+
+TEST(KvcacheErrors, Int32QIsUsageError) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.q.dtype = DType::kInt32;
+  expect_rejected<UsageError>(c, bad, {"q: expected dtype fp16, bf16 or fp32, got int32"});
+}
+
+TEST(KvcacheErrors, NonUnitLastStride) {
+  KvCase c(paged());
+  const char* const kMessage = ": expected a contiguous last dimension (stride 1), got stride 2";
+  KvcacheArgs bad = c.args;
+  bad.q = doubled_strides(c.args.q);
+  expect_rejected<UsageError>(c, bad, {std::string("q") + kMessage});
+  bad = c.args;
+  bad.k_cache = doubled_strides(c.args.k_cache);
+  expect_rejected<UsageError>(c, bad, {std::string("k_cache") + kMessage});
+  bad = c.args;
+  bad.v_cache = doubled_strides(c.args.v_cache);
+  expect_rejected<UsageError>(c, bad, {std::string("v_cache") + kMessage});
+  bad = c.args;
+  bad.out = doubled_strides(c.args.out);
+  expect_rejected<UsageError>(c, bad, {std::string("out") + kMessage});
+  bad = c.args;
+  bad.page_table = doubled_strides(*c.args.page_table);
+  expect_rejected<UsageError>(c, bad, {std::string("page_table") + kMessage});
+}
+
+TEST(KvcacheErrors, NegativeStride) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  // q's batches in reverse order: a valid view of the same buffer with stride(0) = -768.
+  const int64_t s0 = c.args.q.stride(0);
+  bad.q.data = static_cast<uint16_t*>(c.args.q.data) + s0;
+  bad.q.strides[0] = -s0;
+  expect_rejected<UsageError>(c, bad,
+                              {"q: expected non-negative strides", "got stride -768 in dim 0"});
+  bad = c.args;
+  const int64_t k1 = c.args.k_cache.stride(1);
+  bad.k_cache.data = static_cast<uint16_t*>(c.args.k_cache.data) + 7 * k1;
+  bad.k_cache.strides[1] = -k1;
+  expect_rejected<UsageError>(
+      c, bad, {"k_cache: expected non-negative strides", "got stride -128 in dim 1"});
+}
+
+TEST(KvcacheErrors, NullDataPointer) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.q.data = nullptr;
+  expect_rejected<UsageError>(c, bad,
+                              {"q: expected a data pointer", "got null for shape (2, 3, 4, 64)"});
+  bad = c.args;
+  bad.v_cache.data = nullptr;
+  expect_rejected<UsageError>(c, bad, {"v_cache: expected a data pointer", "got null"});
+  bad = c.args;
+  bad.out.data = nullptr;
+  expect_rejected<UsageError>(c, bad, {"out: expected a data pointer", "got null"});
+}
+
+TEST(KvcacheErrors, MixedDevices) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.k_cache.device = kCuda;
+  expect_rejected<UsageError>(c, bad,
+                              {"k_cache: expected device cpu (the device of q), got cuda:0"});
+  bad = c.args;
+  bad.out.device = kCuda;
+  expect_rejected<UsageError>(c, bad, {"out: expected device cpu", "got cuda:0"});
+  bad = c.args;
+  bad.cache_seqlens->device = kCuda;
+  expect_rejected<UsageError>(c, bad, {"cache_seqlens: expected device cpu", "got cuda:0"});
+  bad = c.args;
+  bad.softmax_lse->device = kCuda;
+  expect_rejected<UsageError>(c, bad, {"softmax_lse: expected device cpu", "got cuda:0"});
+}
+
+// --- heads and head dims -------------------------------------------------------------------------
+
+TEST(KvcacheErrors, NumHeadsNotAMultipleOfKvHeads) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.q = Tensor::contiguous(c.args.q.data, DType::kBFloat16, {2, 3, 3, 64});
+  expect_rejected<UsageError>(c, bad, {"num_heads_k: expected a divisor of num_heads (3), got 2"});
+}
+
+TEST(KvcacheErrors, HeadDimNotAMultipleOf8) {
+  KvCase c;
+  KvCase bad(KvConfig{.d = 60});
+  expect_rejected<UsageError>(
+      c, bad.args, {"head_dim (q.shape[-1]): expected a multiple of 8 in [8, 256], got 60"});
+}
+
+TEST(KvcacheErrors, HeadDimAbove256) {
+  KvCase c;
+  KvCase bad(KvConfig{.d = 264, .dv = 264});
+  expect_rejected<UsageError>(c, bad.args, {"head_dim (q.shape[-1])", "[8, 256]", "got 264"});
+}
+
+TEST(KvcacheErrors, HeadDimVAbove512) {
+  KvCase c;
+  KvCase bad(KvConfig{.dv = 520});
+  expect_rejected<UsageError>(
+      c, bad.args, {"head_dim_v (v.shape[-1]): expected a multiple of 8 in [8, 512], got 520"});
+}
+
+TEST(KvcacheErrors, KCacheHeadDimDiffersFromQ) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.k_cache = Tensor::contiguous(c.args.k_cache.data, DType::kBFloat16, {3, 8, 2, 56});
+  expect_rejected<UsageError>(
+      c, bad, {"k_cache: expected shape (3, 8, 2, 64) (b_k, s_k, h_k, d), got (3, 8, 2, 56)"});
+  KvCase p(paged());
+  KvcacheArgs bad_paged = p.args;
+  bad_paged.k_cache = Tensor::contiguous(p.args.k_cache.data, DType::kBFloat16, {4, 4, 2, 56});
+  expect_rejected<UsageError>(
+      p, bad_paged,
+      {"k_cache: expected shape (4, 4, 2, 64) (num_pages, page_size, h_k, d)",
+       "got (4, 4, 2, 56)"});
+}
+
+TEST(KvcacheErrors, VCacheShapeDiffersFromKCache) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.v_cache = Tensor::contiguous(c.args.v_cache.data, DType::kBFloat16, {3, 7, 2, 64});
+  expect_rejected<UsageError>(
+      c, bad, {"v_cache: expected shape (3, 8, 2, 64) (b_k, s_k, h_k, dv), got (3, 7, 2, 64)"});
+  KvCase p(paged());
+  KvcacheArgs bad_paged = p.args;
+  bad_paged.v_cache = Tensor::contiguous(p.args.v_cache.data, DType::kBFloat16, {3, 4, 2, 64});
+  expect_rejected<UsageError>(
+      p, bad_paged,
+      {"v_cache: expected shape (4, 4, 2, 64) (num_pages, page_size, h_k, dv)",
+       "got (3, 4, 2, 64)"});
+}
+
+// --- out and softmax_lse -------------------------------------------------------------------------
+
+TEST(KvcacheErrors, OutWrongShape) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.out = Tensor::contiguous(c.args.out.data, DType::kBFloat16, {2, 3, 4, 32});
+  expect_rejected<UsageError>(
+      c, bad, {"out: expected shape (2, 3, 4, 64) (b, s_q, h, dv), got (2, 3, 4, 32)"});
+  KvCase v(varlen_q());
+  KvcacheArgs bad_varlen = v.args;
+  bad_varlen.out = Tensor::contiguous(v.args.out.data, DType::kBFloat16, {4, 4, 64});
+  expect_rejected<UsageError>(v, bad_varlen,
+                              {"out: expected shape (5, 4, 64) (total_q, h, dv), got (4, 4, 64)"});
+}
+
+TEST(KvcacheErrors, OutWrongDtype) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.out.dtype = DType::kFloat16;
+  expect_rejected<UsageError>(c, bad, {"out: expected the dtype of q (bf16), got fp16"});
+}
+
+TEST(KvcacheErrors, SoftmaxLseMissing) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.softmax_lse.reset();
+  expect_rejected<UsageError>(
+      c, bad,
+      {"softmax_lse: expected a buffer (b, h, s_q) since return_softmax_lse is set, got none"});
+}
+
+TEST(KvcacheErrors, SoftmaxLseWrongDtype) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.softmax_lse->dtype = DType::kBFloat16;
+  expect_rejected<UsageError>(c, bad, {"softmax_lse: expected dtype fp32, got bf16"});
+}
+
+TEST(KvcacheErrors, SoftmaxLseWrongShape) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.softmax_lse = Tensor::contiguous(c.args.softmax_lse->data, DType::kFloat32, {2, 3, 4});
+  expect_rejected<UsageError>(c, bad,
+                              {"softmax_lse: expected shape (2, 4, 3) (b, h, s_q), got (2, 3, 4)"});
+  KvCase v(varlen_q());
+  KvcacheArgs bad_varlen = v.args;
+  bad_varlen.softmax_lse = Tensor::contiguous(v.args.softmax_lse->data, DType::kFloat32, {5, 4});
+  expect_rejected<UsageError>(v, bad_varlen,
+                              {"softmax_lse: expected shape (4, 5) (h, total_q), got (5, 4)"});
+}
+
+// --- index tensors -------------------------------------------------------------------------------
+
+TEST(KvcacheErrors, CuSeqlensQInt64) {
+  KvCase c(varlen_q());
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_q = c.buf.i64({0, 2, 5});
+  expect_rejected<UsageError>(c, bad, {"cu_seqlens_q: expected dtype int32, got int64"});
+}
+
+TEST(KvcacheErrors, CuSeqlensQNotContiguous) {
+  KvCase c(varlen_q());
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_q = strided_i32(c.buf, {0, 2, 5});
+  expect_rejected<UsageError>(c, bad, {"cu_seqlens_q: expected a contiguous tensor"});
+}
+
+TEST(KvcacheErrors, CuSeqlensQWrongRank) {
+  KvCase c(varlen_q());
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_q = c.buf.i32({0, 2, 5}, {1, 3});
+  expect_rejected<UsageError>(c, bad, {"cu_seqlens_q: expected shape (batch + 1,), got (1, 3)"});
+}
+
+TEST(KvcacheErrors, MaxSeqlenQMissingWithCuSeqlensQ) {
+  KvCase c(varlen_q());
+  KvcacheArgs bad = c.args;
+  bad.max_seqlen_q.reset();
+  expect_rejected<UsageError>(
+      c, bad, {"max_seqlen_q: expected a value since cu_seqlens_q is given, got none"});
+  bad = c.args;
+  bad.max_seqlen_q = -1;
+  expect_rejected<UsageError>(c, bad, {"max_seqlen_q: expected >= 0, got -1"});
+}
+
+TEST(KvcacheErrors, CacheSeqlensInt64) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_seqlens = c.buf.i64({5, 8});
+  expect_rejected<UsageError>(c, bad, {"cache_seqlens: expected dtype int32, got int64"});
+}
+
+TEST(KvcacheErrors, CacheSeqlensWrongLength) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_seqlens = c.buf.i32({5, 8, 8});
+  expect_rejected<UsageError>(c, bad, {"cache_seqlens: expected shape (2,)", "got (3,)"});
+}
+
+TEST(KvcacheErrors, CacheBatchIdxWrongLength) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_batch_idx = c.buf.i32({2, 0, 1});
+  expect_rejected<UsageError>(c, bad, {"cache_batch_idx: expected shape (2,)", "got (3,)"});
+}
+
+TEST(KvcacheErrors, CacheBatchIdxWrongDtype) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_batch_idx = c.buf.i64({2, 0});
+  expect_rejected<UsageError>(c, bad, {"cache_batch_idx: expected dtype int32, got int64"});
+}
+
+TEST(KvcacheErrors, NoCacheBatchIdxWithMoreCacheRowsThanBatch) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_batch_idx.reset();
+  expect_rejected<UsageError>(
+      c, bad,
+      {"k_cache: expected 2 rows (the batch of q) since cache_batch_idx is not given, got 3"});
+  KvCase p(paged());
+  KvcacheArgs bad_paged = p.args;
+  bad_paged.page_table = p.buf.i32({3, 2, 1, 0, 0, 1}, {3, 2});
+  expect_rejected<UsageError>(p, bad_paged,
+                              {"page_table: expected 2 rows (the batch of q)", "got 3"});
+}
+
+// --- scalars -------------------------------------------------------------------------------------
+
+TEST(KvcacheErrors, WindowSizeBelowMinusOne) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.window_size = {-2, 0};
+  expect_rejected<UsageError>(c, bad,
+                              {"window_size: expected values >= -1 (-1 = unbounded), got (-2, 0)"});
+}
+
+TEST(KvcacheErrors, NegativeAttentionChunk) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.attention_chunk = -1;
+  expect_rejected<UsageError>(c, bad, {"attention_chunk: expected >= 0 (0 = off), got -1"});
+}
+
+TEST(KvcacheErrors, NegativeSoftcap) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.softcap = -1;
+  expect_rejected<UsageError>(c, bad, {"softcap: expected a finite value >= 0 (0 = off), got -1"});
+}
+
+TEST(KvcacheErrors, NanSoftcap) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.softcap = std::numeric_limits<double>::quiet_NaN();
+  expect_rejected<UsageError>(c, bad, {"softcap: expected a finite value >= 0", "got nan"});
+}
+
+TEST(KvcacheErrors, InfiniteSoftmaxScale) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.softmax_scale = std::numeric_limits<double>::infinity();
+  expect_rejected<UsageError>(c, bad, {"softmax_scale: expected a finite value, got inf"});
+}
+
+TEST(KvcacheErrors, NumSplitsAbove256) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.num_splits = 300;
+  expect_rejected<UsageError>(c, bad, {"num_splits: expected <= 256, got 300"});
+}
+
+// --- sinks ---------------------------------------------------------------------------------------
+
+TEST(KvcacheErrors, SinksWrongShape) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.sinks = c.buf.f32({3});
+  expect_rejected<UsageError>(c, bad, {"sinks: expected shape (4,) (num_heads,), got (3,)"});
+}
+
+TEST(KvcacheErrors, SinksInt32) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.sinks = c.buf.i32({0, 0, 0, 0});
+  expect_rejected<UsageError>(c, bad, {"sinks: expected dtype bf16, fp16 or fp32, got int32"});
+}
+
+TEST(KvcacheErrors, SinksNotContiguous) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  const Tensor sinks = c.buf.f32({8});
+  bad.sinks = Tensor::strided(sinks.data, DType::kFloat32, {4}, {2});
+  expect_rejected<UsageError>(c, bad, {"sinks: expected a contiguous tensor"});
+}
+
+// --- parameters not supported yet ----------------------------------------------------------------
+
+TEST(KvcacheErrors, NotSupportedParameters) {
+  KvCase c;
+  const Tensor new_kv = c.buf.half({2, 1, 2, 64});
+  const Tensor rotary = c.buf.half({8, 16});
+  const Tensor lengths = c.buf.i32({0, 0});
+  const Tensor descale = c.buf.f32({2, 2}, 1.0f);
+  struct Case {
+    void (*mutate)(KvcacheArgs&, const Tensor&);
+    const Tensor* tensor;
+    std::string name;
+  };
+  const std::vector<Case> cases = {
+      {[](KvcacheArgs& a, const Tensor& t) { a.k = t; }, &new_kv, "k / v"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.v = t; }, &new_kv, "k / v"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.qv = t; }, &new_kv, "qv"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.rotary_cos = t; }, &rotary, "rotary_cos"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.rotary_sin = t; }, &rotary, "rotary_sin"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.rotary_seqlens = t; }, &lengths, "rotary_seqlens"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.cache_leftpad = t; }, &lengths, "cache_leftpad"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.cu_seqlens_k_new = t; }, &lengths,
+       "cu_seqlens_k_new"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.q_descale = t; }, &descale, "q_descale"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.k_descale = t; }, &descale, "k_descale"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.v_descale = t; }, &descale, "v_descale"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.scheduler_metadata = t; }, &lengths,
+       "scheduler_metadata"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.name);
+    KvcacheArgs bad = c.args;
+    k.mutate(bad, *k.tensor);
+    expect_rejected<NotSupportedError>(c, bad, {"not supported yet: ", k.name});
+  }
+  KvcacheArgs bad = c.args;
+  bad.score_mod = "def score_mod(score, b, h, q_idx, kv_idx): return score";
+  expect_rejected<NotSupportedError>(c, bad, {"not supported yet: score_mod"});
+  bad = c.args;
+  bad.num_splits = 2;
+  expect_rejected<NotSupportedError>(c, bad, {"not supported yet: num_splits > 1"});
+}
+
+}  // namespace
+}  // namespace flashjit::errors_test
