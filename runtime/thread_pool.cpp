@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "flashjit/error.h"
 #include "runtime/config.h"
@@ -36,13 +37,22 @@ ThreadPool& ThreadPool::global() {
 
 void* ThreadPool::arena(int index, int64_t bytes) {
   Arena& a = arenas_[index];
-  if (a.bytes < bytes) {
+  if (a.bytes < bytes + kCanaryBytes) {
     std::free(a.data);
-    a.bytes = (bytes + 4095) / 4096 * 4096;
+    a.bytes = (bytes + kCanaryBytes + 4095) / 4096 * 4096;
     a.data = std::aligned_alloc(64, static_cast<size_t>(a.bytes));
     FLASHJIT_ICHECK(a.data != nullptr) << "out of memory for " << a.bytes << " bytes of scratch";
   }
+  std::memset(static_cast<char*>(a.data) + bytes, kCanary, kCanaryBytes);
   return a.data;
+}
+
+void ThreadPool::check_canary(int index, int64_t bytes) const {
+  const unsigned char* c = static_cast<const unsigned char*>(arenas_[index].data) + bytes;
+  for (int i = 0; i < kCanaryBytes; ++i) {
+    FLASHJIT_ICHECK(c[i] == kCanary)
+        << "a kernel wrote past its " << bytes << " bytes of scratch (thread " << index << ")";
+  }
 }
 
 void ThreadPool::work(int index) {
@@ -92,9 +102,12 @@ void ThreadPool::run(int64_t total, int max_threads, int64_t scratch_bytes, cons
   }
   if (threads > 1) wake_.notify_all();
   work(0);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
-  task_ = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+  for (int i = 0; i < threads; ++i) check_canary(i, std::max<int64_t>(scratch_bytes, 64));
 }
 
 }  // namespace flashjit

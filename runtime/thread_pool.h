@@ -39,7 +39,12 @@ class ThreadPool {
   };
   void worker_loop(int index);
   void work(int index);
+  // NOTE: each arena ends in a canary written before and checked after every job, so a kernel
+  // that overruns its scratch is reported (InternalError) instead of corrupting the heap later.
+  static constexpr int kCanaryBytes = 64;
+  static constexpr unsigned char kCanary = 0xA5;
   void* arena(int index, int64_t bytes);
+  void check_canary(int index, int64_t bytes) const;
 
   std::vector<std::thread> workers_;
   std::vector<Arena> arenas_;

@@ -38,7 +38,9 @@ struct Shape {
   static constexpr long long kV = kO + align((long long)BM * DVp * 4);      // V [BN][DVp]
   static constexpr long long kStats = kV + align((long long)BN * DVp * 4);  // m, l, alpha, lo, hi
   static constexpr long long kRowPtrs = kStats + align((long long)BM * 4 * 7);
-  static constexpr long long kBytes = kRowPtrs + align((long long)(BN + BM) * sizeof(void*));
+  // K and V row pointers (BN each); Q row pointers (BM) reuse the space before the key loop.
+  static constexpr long long kBytes =
+      kRowPtrs + align((long long)(2 * BN > BM ? 2 * BN : BM) * sizeof(void*));
 };
 
 template <class Cfg>
@@ -113,17 +115,34 @@ inline void row_coords(const FwdParams& p, const WorkItem& it, long long w, int 
   }
 }
 
-// Element offset of key j's row in the K (or V) tensor.
-template <class Cfg>
-inline long long kv_row_offset(const FwdParams& p, const WorkItem& it, int j,
-                               long long batch_stride, long long row_stride,
-                               long long head_stride) {
+// Row pointers of keys [n0, n0 + nb) in K and V. A paged cache walks its pages with one division
+// per block instead of one per key.
+template <class Cfg, typename T>
+inline void gather_rows(const FwdParams& p, const WorkItem& it, int n0, int nb, const T** krows,
+                        const T** vrows) {
+  const T* k = (const T*)p.k + it.hk * p.k_head_stride;
+  const T* v = (const T*)p.v + it.hk * p.v_head_stride;
   if constexpr (Cfg::kPagedKV) {
-    int page = p.page_table[it.kv_b * p.page_table_stride + j / p.page_size];
-    page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // clamp: never OOB
-    return page * batch_stride + (long long)(j % p.page_size) * row_stride + it.hk * head_stride;
+    const int* table = p.page_table + it.kv_b * p.page_table_stride;
+    int slot = n0 % p.page_size, entry = n0 / p.page_size;
+    for (int j = 0; j < nb;) {
+      int page = table[entry++];
+      page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // clamp: never OOB
+      const T* kp = k + page * p.k_batch_stride;
+      const T* vp = v + page * p.v_batch_stride;
+      for (; slot < p.page_size && j < nb; ++slot, ++j) {
+        krows[j] = kp + slot * p.k_row_stride;
+        vrows[j] = vp + slot * p.v_row_stride;
+      }
+      slot = 0;
+    }
   } else {
-    return it.kv_b * batch_stride + (it.k_row0 + j) * row_stride + it.hk * head_stride;
+    k += it.kv_b * p.k_batch_stride + (it.k_row0 + n0) * p.k_row_stride;
+    v += it.kv_b * p.v_batch_stride + (it.k_row0 + n0) * p.v_row_stride;
+    for (int j = 0; j < nb; ++j) {
+      krows[j] = k + j * p.k_row_stride;
+      vrows[j] = v + j * p.v_row_stride;
+    }
   }
 }
 
@@ -253,12 +272,7 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
 
   for (int n0 = n_lo; n0 < n_hi; n0 += BN) {
     const int nb = n_hi - n0 < BN ? n_hi - n0 : BN;
-    for (int j = 0; j < nb; ++j) {
-      krows[j] = (const TKV*)p.k + kv_row_offset<Cfg>(p, it, n0 + j, p.k_batch_stride,
-                                                      p.k_row_stride, p.k_head_stride);
-      vrows[j] = (const TKV*)p.v + kv_row_offset<Cfg>(p, it, n0 + j, p.v_batch_stride,
-                                                      p.v_row_stride, p.v_head_stride);
-    }
+    gather_rows<Cfg>(p, it, n0, nb, krows, vrows);
     const bool needs_mask = n0 < max_lo || n0 + nb > min_hi;
     block_ranges<BM>(lo, hi, n0, nb, ga, ge);
     if constexpr (Sh::kAmx) {
