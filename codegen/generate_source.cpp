@@ -45,6 +45,7 @@ struct KernelConfig {{
   static constexpr int kHeadDimV = {head_dim_v};
   static constexpr int kBlockM = {block_m};
   static constexpr int kBlockN = {block_n};
+  static constexpr int kBlockH = {block_h};
   static constexpr bool kCausal = {causal};
   static constexpr bool kLocal = {local};
   static constexpr bool kChunked = {chunked};
@@ -87,12 +88,12 @@ std::string generate_cpu_source(const KernelKey& key) {
       fmt::arg("element_o", cpu_element_type(key.dtype_o)),
       fmt::arg("head_dim_qk", key.head_dim_qk), fmt::arg("head_dim_v", key.head_dim_v),
       fmt::arg("block_m", key.block_m), fmt::arg("block_n", key.block_n),
-      fmt::arg("causal", cpp_bool(key.causal)), fmt::arg("local", cpp_bool(key.local)),
-      fmt::arg("chunked", cpp_bool(key.chunked)), fmt::arg("softcap", cpp_bool(key.softcap)),
-      fmt::arg("sinks", cpp_bool(key.sinks)), fmt::arg("paged_kv", cpp_bool(key.paged_kv)),
-      fmt::arg("varlen_q", cpp_bool(key.varlen_q)), fmt::arg("varlen_k", cpp_bool(key.varlen_k)),
-      fmt::arg("seqused_k", cpp_bool(key.seqused_k)), fmt::arg("lse", cpp_bool(key.lse)),
-      fmt::arg("pack_gqa", cpp_bool(key.pack_gqa)),
+      fmt::arg("block_h", key.block_h), fmt::arg("causal", cpp_bool(key.causal)),
+      fmt::arg("local", cpp_bool(key.local)), fmt::arg("chunked", cpp_bool(key.chunked)),
+      fmt::arg("softcap", cpp_bool(key.softcap)), fmt::arg("sinks", cpp_bool(key.sinks)),
+      fmt::arg("paged_kv", cpp_bool(key.paged_kv)), fmt::arg("varlen_q", cpp_bool(key.varlen_q)),
+      fmt::arg("varlen_k", cpp_bool(key.varlen_k)), fmt::arg("seqused_k", cpp_bool(key.seqused_k)),
+      fmt::arg("lse", cpp_bool(key.lse)), fmt::arg("pack_gqa", cpp_bool(key.pack_gqa)),
       fmt::arg("use_amx", cpp_bool(cpu_uses_amx(key))));
 }
 

@@ -99,7 +99,7 @@ bool Target::has_feature(const std::string& name) const {
 // 1. head_dim_v 0 means "same as head_dim_qk".
 // 2. A chunked mask is evaluated by the window machinery: chunked implies local.
 // 3. The local mask subsumes causal (causal + window is the window (left, 0)): local clears causal.
-// 4. Warps and stages mean nothing on the CPU: zero them.
+// 4. Warps and stages mean nothing on the CPU, head-group blocks nothing on CUDA: reset them.
 // 5. Without GQA packing nothing else changes; pack_gqa stays as given (it changes the layout).
 KernelKey KernelKey::canonicalize() const {
   KernelKey k = *this;
@@ -109,6 +109,8 @@ KernelKey KernelKey::canonicalize() const {
   if (k.backend == Backend::kCpu) {
     k.num_warps = 0;
     k.num_stages = 0;
+  } else {
+    k.block_h = 1;
   }
   return k;
 }
@@ -131,6 +133,8 @@ void KernelKey::check_supported() const {
       << "block_m: expected a multiple of 16 in [16, 256], got " << block_m;
   FLASHJIT_CHECK(block_n > 0 && block_n % 32 == 0 && block_n <= 512)
       << "block_n: expected a multiple of 32 in [32, 512], got " << block_n;
+  FLASHJIT_CHECK(block_h >= 1 && block_h <= 16)
+      << "block_h: expected a value in [1, 16], got " << block_h;
 }
 
 std::string KernelKey::name() const {
@@ -149,6 +153,7 @@ std::string KernelKey::name() const {
   }
   if (!score_mod_hash.empty()) s += "_sm" + score_mod_hash;
   s += fmt::format("_bm{}_bn{}", block_m, block_n);
+  if (block_h != 1) s += fmt::format("_bh{}", block_h);
   if (num_warps) s += fmt::format("_w{}", num_warps);
   if (num_stages) s += fmt::format("_s{}", num_stages);
   return s;
@@ -209,6 +214,8 @@ KernelKey KernelKey::from_string(const std::string& text) {
       key.block_m = parse_int(tok.substr(2), text);
     } else if (starts_with(tok, "bn")) {
       key.block_n = parse_int(tok.substr(2), text);
+    } else if (starts_with(tok, "bh")) {
+      key.block_h = parse_int(tok.substr(2), text);
     } else if (starts_with(tok, "w")) {
       key.num_warps = parse_int(tok.substr(1), text);
     } else if (starts_with(tok, "s")) {
@@ -234,6 +241,7 @@ void to_json(nlohmann::json& j, const KernelKey& key) {
       {"score_mod_hash", key.score_mod_hash},
       {"block_m", key.block_m},
       {"block_n", key.block_n},
+      {"block_h", key.block_h},
       {"num_warps", key.num_warps},
       {"num_stages", key.num_stages}};
   for (const FlagInfo& f : flag_table()) j[f.name] = key.*f.member;
@@ -261,6 +269,7 @@ void from_json(const nlohmann::json& j, KernelKey& key) {
     key.score_mod_hash = j.at("score_mod_hash").get<std::string>();
     key.block_m = j.at("block_m").get<int>();
     key.block_n = j.at("block_n").get<int>();
+    key.block_h = j.at("block_h").get<int>();
     key.num_warps = j.at("num_warps").get<int>();
     key.num_stages = j.at("num_stages").get<int>();
     for (const FlagInfo& f : flag_table()) key.*f.member = j.at(f.name).get<bool>();
@@ -282,8 +291,10 @@ size_t KernelKeyHash::operator()(const KernelKey& key) const {
   for (const FlagInfo& f : flag_table()) flags = flags << 1 | (key.*f.member ? 1 : 0);
   mix(flags);
   mix(std::hash<std::string>()(key.score_mod_hash));
-  mix(static_cast<size_t>(key.block_m) << 32 | static_cast<size_t>(key.block_n) << 16 |
-      static_cast<size_t>(key.num_warps) << 8 | static_cast<size_t>(key.num_stages));
+  mix(static_cast<size_t>(key.block_m) << 40 | static_cast<size_t>(key.block_n) << 24 |
+      static_cast<size_t>(key.block_h) << 16 | static_cast<size_t>(key.num_warps) << 8 |
+      static_cast<size_t>(key.num_stages));
+  mix(std::hash<std::string>()(key.target.triple));
   return h;
 }
 

@@ -9,12 +9,20 @@ namespace flashjit {
 struct TileConfig {
   int block_m = 0;
   int block_n = 0;
+  int block_h = 1;
+};
+
+// What the heuristic sees of a call.
+struct TileProblem {
+  int rows = 1;  // most query rows of one (sequence, head group): max_seqlen_q x packed group
+  int head_groups = 1;  // num_heads_k with GQA packing, else num_heads
+  int batch = 1;
+  int threads = 1;  // CPU threads the call runs on
 };
 
 // True when the CPU kernel for this key runs its matmuls on AMX (bf16 with amx-bf16 on the target).
 bool cpu_uses_amx(const KernelKey& key);
 
-// rows: the most query rows one work item can hold (max_seqlen_q, times the GQA group when packed).
-TileConfig default_cpu_tiles(const KernelKey& key, int rows);
+TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem);
 
 }  // namespace flashjit

@@ -131,9 +131,15 @@ void run_attention(const AttentionProblem& p) {
   key.lse = p.lse.has_value();
   key.pack_gqa = pack;
   key.target = host_cpu_target();
-  const TileConfig tiles = default_cpu_tiles(key, p.seqlen_q * (pack ? group : 1));
+  TileProblem tp;
+  tp.rows = p.seqlen_q * (pack ? group : 1);
+  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
+  tp.batch = p.batch;
+  tp.threads = p.options.num_threads > 0 ? p.options.num_threads : cpu_pool_threads();
+  const TileConfig tiles = default_cpu_tiles(key, tp);
   key.block_m = tiles.block_m;
   key.block_n = tiles.block_n;
+  key.block_h = tiles.block_h;
   key = key.canonicalize();
   key.check_supported();
 
@@ -184,6 +190,7 @@ void run_attention(const AttentionProblem& p) {
   f.cache_rows = p.cache_rows;
   f.total_k = static_cast<int>(p.total_k);
   f.num_head_groups = pack ? p.num_heads_k : p.num_heads;
+  f.num_head_chunks = (f.num_head_groups + key.block_h - 1) / key.block_h;
   const int64_t m_rows = int64_t{p.seqlen_q} * (pack ? group : 1);
   f.num_m_blocks = static_cast<int>((m_rows + key.block_m - 1) / key.block_m);
   f.window_left = mask.left;
@@ -194,7 +201,7 @@ void run_attention(const AttentionProblem& p) {
       static_cast<float>(p.softcap > 0 ? p.softmax_scale / p.softcap : p.softmax_scale * kLog2e);
   f.softcap_log2 = static_cast<float>(p.softcap * kLog2e);
 
-  const int64_t work = int64_t{p.batch} * f.num_head_groups * f.num_m_blocks;
+  const int64_t work = int64_t{p.batch} * f.num_head_chunks * f.num_m_blocks;
   run_cpu_kernel(key, f, work, p.options.num_threads);
 }
 

@@ -9,6 +9,9 @@
 
 namespace flashjit {
 
+// Threads of the process-wide CPU pool.
+int cpu_pool_threads();
+
 void run_cpu_kernel(const KernelKey& key, const flashjit_cpu::FwdParams& params, int64_t work_items,
                     int num_threads);
 

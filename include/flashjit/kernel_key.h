@@ -55,6 +55,7 @@ struct KernelKey {
   // Tile configuration: an output of the heuristic or the autotuner, still part of identity.
   int block_m = 0;
   int block_n = 0;
+  int block_h = 1;     // CPU: head groups per work item (decode streams whole K/V rows)
   int num_warps = 0;   // CUDA only
   int num_stages = 0;  // CUDA only
 

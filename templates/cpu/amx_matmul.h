@@ -36,17 +36,36 @@ inline void pack_q_vnni(const bf16* const* rows, int nrows, bf16* qv) {
   }
 }
 
-// kb[n][Dp] = K[n] (zero past D) for n < nb, zero rows up to round_up(nb, 32).
+// Where the A operand (16 keys x 32 d) of each 16-key tile of S^T = K Q^T is read from.
+struct KTile {
+  const bf16* base;      // row 0 of the tile, d offset 0
+  long long row_stride;  // elements between the tile's rows
+};
+
+// Plans the K tiles of a block for keys < round_up(nb, 32). A tile of 16 equally spaced rows
+// inside the block is read in place (contiguous and paged caches alike) when no row needs
+// padding (D % 32 == 0); any other tile is copied into kb [n][Dp] with zero padding. Rows past nb
+// are zero, so nothing past the cache is ever read.
 template <int D, int Dp>
-inline void pack_k_bf16(const bf16* const* rows, int nb, bf16* kb) {
+inline void plan_k_tiles(const bf16* const* rows, long long delta, int nb, bf16* kb, KTile* tiles) {
   const int n_end = round_up(nb, 32);
-  for (int n = 0; n < n_end; ++n) {
-    if (n < nb) {
-      __builtin_memcpy(kb + n * Dp, rows[n], D * 2);
-      if constexpr (Dp > D) __builtin_memset(kb + n * Dp + D, 0, (Dp - D) * 2);
-    } else {
-      __builtin_memset(kb + n * Dp, 0, Dp * 2);
+  for (int n0 = 0; n0 < n_end; n0 += 16) {
+    bool direct = D == Dp && n0 + 16 <= nb;
+    const long long stride = direct ? rows[n0 + 1] - rows[n0] : 0;
+    for (int j = 2; direct && j < 16; ++j) direct = rows[n0 + j] - rows[n0] == j * stride;
+    if (direct && stride > 0) {
+      tiles[n0 / 16] = KTile{rows[n0] + delta, stride};
+      continue;
     }
+    for (int n = n0; n < n0 + 16; ++n) {
+      if (n < nb) {
+        __builtin_memcpy(kb + n * Dp, rows[n] + delta, D * 2);
+        if constexpr (Dp > D) __builtin_memset(kb + n * Dp + D, 0, (Dp - D) * 2);
+      } else {
+        __builtin_memset(kb + n * Dp, 0, Dp * 2);
+      }
+    }
+    tiles[n0 / 16] = KTile{kb + n0 * Dp, Dp};
   }
 }
 
@@ -69,38 +88,44 @@ inline void transpose_p_bf16(const float* pt, int nb, bf16* p) {
   }
 }
 
-// vv[(n / 2) * DVp * 2 + c * 2 + (n & 1)] = V[n][c]; zero rows in [nb, round_up(nb, 32)), zero
-// columns in [DV, DVp).
+// vv[(n / 2) * DVp * 2 + c * 2 + (n & 1)] = V[n][c] (rows[n] + delta); zero rows in
+// [nb, round_up(nb, 32)), zero columns in [DV, DVp). Full 32-column chunks interleave two rows
+// with two permutes; the DV tail goes element by element.
 template <int DV, int DVp>
-inline void pack_v_vnni(const bf16* const* rows, int nb, bf16* vv) {
+inline void pack_v_vnni(const bf16* const* rows, long long delta, int nb, bf16* vv) {
   const int n_end = round_up(nb, 32);
   for (int n = 0; n < n_end; n += 2) {
-    for (int c = 0; c < DVp; c += 16) {
-      u16x16 a = 0, b = 0;
-      const int width = DV - c < 16 ? DV - c : 16;
-      if (width == 16) {
-        if (n < nb) __builtin_memcpy(&a, rows[n] + c, 32);
-        if (n + 1 < nb) __builtin_memcpy(&b, rows[n + 1] + c, 32);
-      } else {
-        for (int e = 0; e < width; ++e) {
-          if (n < nb) a[e] = rows[n][c + e].bits;
-          if (n + 1 < nb) b[e] = rows[n + 1][c + e].bits;
-        }
-      }
-      u16x32 ab =
-          __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8,
-                                  24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-      __builtin_memcpy(vv + (n / 2) * DVp * 2 + c * 2, &ab, 64);
+    const bf16* ra = n < nb ? rows[n] + delta : nullptr;
+    const bf16* rb = n + 1 < nb ? rows[n + 1] + delta : nullptr;
+    bf16* out = vv + (n / 2) * DVp * 2;
+    int c = 0;
+    for (; c + 32 <= DV; c += 32) {
+      u16x32 a = 0, b = 0;
+      if (ra) __builtin_memcpy(&a, ra + c, 64);
+      if (rb) __builtin_memcpy(&b, rb + c, 64);
+      const u16x32 lo =
+          __builtin_shufflevector(a, b, 0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39, 8,
+                                  40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47);
+      const u16x32 hi = __builtin_shufflevector(a, b, 16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                                53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58, 27, 59,
+                                                28, 60, 29, 61, 30, 62, 31, 63);
+      __builtin_memcpy(out + c * 2, &lo, 64);
+      __builtin_memcpy(out + c * 2 + 32, &hi, 64);
+    }
+    for (; c < DVp; ++c) {
+      out[c * 2] = c < DV && ra ? ra[c] : bf16{0};
+      out[c * 2 + 1] = c < DV && rb ? rb[c] : bf16{0};
     }
   }
 }
 
-// S^T[n][BM] (fp32) = K[n][Dp] . Q^T for keys n < round_up(nb, 32): 32 keys x 32 rows per step.
-// Row group g (16 rows) only needs keys [ga[g], ge[g]); tiles that need none are skipped.
+// S^T[n][BM] (fp32) = K[n] . Q^T (K tiles as planned by plan_k_tiles) for keys n < round_up(nb,
+// 32): 32 keys x 32 rows per step. Row group g (16 rows) only needs keys [ga[g], ge[g]); tiles that
+// need none are skipped.
 template <int Dp, int BM>
-inline void qk_amx(const bf16* kb, const bf16* qv, float* st, int nb, const int* ga,
+inline void qk_amx(const KTile* kt, const bf16* qv, float* st, int nb, const int* ga,
                    const int* ge) {
-  constexpr long long kKStride = Dp * 2, kQStride = BM * 4, kSStride = BM * 4;
+  constexpr long long kQStride = BM * 4, kSStride = BM * 4;
   for (int n = 0; n < nb; n += 32) {
     for (int r = 0; r < BM; r += 32) {
       const bool two = r + 32 <= BM;
@@ -114,8 +139,10 @@ inline void qk_amx(const bf16* kb, const bf16* qv, float* st, int nb, const int*
       FJ_TILE_ZERO(3);
       for (int kc = 0; kc < Dp / 32; ++kc) {
         const bf16* b = qv + (kc * 16 * BM + r) * 2;
-        FJ_TILE_LOAD(4, kb + n * Dp + kc * 32, kKStride);
-        FJ_TILE_LOAD(5, kb + (n + 16) * Dp + kc * 32, kKStride);
+        const KTile& k0 = kt[n / 16];
+        const KTile& k1 = kt[n / 16 + 1];
+        FJ_TILE_LOAD(4, k0.base + kc * 32, k0.row_stride * 2);
+        FJ_TILE_LOAD(5, k1.base + kc * 32, k1.row_stride * 2);
         FJ_TILE_LOAD(6, b, kQStride);
         FJ_TILE_DP(0, 4, 6);
         FJ_TILE_DP(1, 5, 6);

@@ -103,16 +103,18 @@ inline void pv_fp32(const float* pt, const float* vs, float* o, const float* alp
   }
 }
 
-// rows[n] as floats into dst[n][W] (zero past `width`) for n < nb, and zero rows up to n_end.
-// NOTE: K and V are always copied into contiguous scratch, fp32 too: rows of a (s, h, d) tensor
-// are h * d * 4 bytes apart, often a multiple of 4 KiB, so read in place they all fall into the
-// same L1 sets and the matmul loops run from L2.
+// rows[n] + delta as floats into dst[n][W] (zero past `width`) for n < nb, and zero rows up to
+// n_end. NOTE: K and V are always copied into contiguous scratch, fp32 too: rows of a (s, h, d)
+// tensor are h * d * 4 bytes apart, often a multiple of 4 KiB, so read in place they all fall into
+// the same L1 sets and the matmul loops run from L2.
 template <int W, typename T>
-inline void pack_rows_fp32(const T* const* rows, int nb, int n_end, int width, float* dst) {
+inline void pack_rows_fp32(const T* const* rows, long long delta, int nb, int n_end, int width,
+                           float* dst) {
   for (int n = 0; n < nb; ++n) {
+    const T* row = rows[n] + delta;
     int c = 0;
-    for (; c + 16 <= width; c += 16) store(dst + n * W + c, load_f32(rows[n] + c));
-    if (c < W) store(dst + n * W + c, load_f32_partial(rows[n] + c, width - c));
+    for (; c + 16 <= width; c += 16) store(dst + n * W + c, load_f32(row + c));
+    if (c < W) store(dst + n * W + c, load_f32_partial(row + c, width - c));
   }
   for (int n = nb; n < n_end; ++n)
     for (int c = 0; c < W; c += 16) store(dst + n * W + c, 0.0f);

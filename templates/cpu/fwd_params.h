@@ -2,7 +2,7 @@
 // the JIT-compiled kernel (clang, freestanding), passed by pointer. Plain C types only.
 #pragma once
 
-#define FLASHJIT_CPU_ABI_VERSION 1
+#define FLASHJIT_CPU_ABI_VERSION 2
 
 namespace flashjit_cpu {
 
@@ -44,6 +44,7 @@ struct FwdParams {
   int total_k;          // rows of a varlen k, for clamping
   int num_m_blocks;     // per (batch, head group)
   int num_head_groups;  // num_heads_k with GQA packing, else num_heads
+  int num_head_chunks;  // ceil(num_head_groups / block_h): work items per (batch, row block)
   // Mask: visible keys of query i are [i + d - left, i + d + right] (d = Lk - Lq), intersected with
   // the chunk of i + d. kUnbounded for an open side.
   int window_left;

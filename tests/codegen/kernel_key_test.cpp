@@ -342,7 +342,7 @@ TEST(KeyJson, MissingFieldIsUsageError) {
     SCOPED_TRACE(field);
     expect_throws_exactly<UsageError>([&] { bad.get<KernelKey>(); }, {"kernel key JSON"});
   }
-  EXPECT_EQ(removed, 12 + static_cast<int>(all_flags().size()));
+  EXPECT_EQ(removed, 13 + static_cast<int>(all_flags().size()));
 }
 
 TEST(KeyJson, BadValuesAreUsageErrors) {

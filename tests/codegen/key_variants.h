@@ -58,6 +58,7 @@ inline std::vector<KeyVariant> single_field_variants() {
   v.push_back({"block_m", "block_m=128", [](KernelKey& k) { k.block_m = 128; }});
   v.push_back({"block_n", "block_n=128", [](KernelKey& k) { k.block_n = 128; }});
   v.push_back({"block_n", "block_n=32", [](KernelKey& k) { k.block_n = 32; }});
+  v.push_back({"block_h", "block_h=4", [](KernelKey& k) { k.block_h = 4; }});
   v.push_back({"num_warps", "num_warps=4", [](KernelKey& k) { k.num_warps = 4; }});
   v.push_back({"num_stages", "num_stages=2", [](KernelKey& k) { k.num_stages = 2; }});
   return v;

@@ -50,7 +50,7 @@ TEST(DefaultCpuTiles, ShapesFollowTheGranule) {
   for (const KernelKey& key : keys) {
     const int granule = 16;
     for (int rows = -3; rows <= 600; ++rows) {
-      const TileConfig t = default_cpu_tiles(key, rows);
+      const TileConfig t = default_cpu_tiles(key, TileProblem{rows, 8, 2, 2});
       SCOPED_TRACE(key.to_string() + " rows=" + std::to_string(rows));
       EXPECT_GT(t.block_m, 0);
       EXPECT_EQ(t.block_m % granule, 0) << t.block_m;
@@ -60,9 +60,12 @@ TEST(DefaultCpuTiles, ShapesFollowTheGranule) {
       if (rows >= 1 && rows <= 256) {
         EXPECT_GE(t.block_m, rows);
       }
+      EXPECT_GE(t.block_h, 1);
+      EXPECT_LE(t.block_h, 8);
       KernelKey tiled = key;
       tiled.block_m = t.block_m;
       tiled.block_n = t.block_n;
+      tiled.block_h = t.block_h;
       EXPECT_NO_THROW(tiled.check_supported());
     }
   }
@@ -71,16 +74,34 @@ TEST(DefaultCpuTiles, ShapesFollowTheGranule) {
 TEST(DefaultCpuTiles, WorkedExamples) {
   const KernelKey amx = key_with(DType::kBFloat16, kAmx);
   const KernelKey fp32 = key_with(DType::kFloat32, kNoAmx);
-  EXPECT_EQ(default_cpu_tiles(amx, 4).block_m, 16);  // decode, GQA 4 packed
-  EXPECT_EQ(default_cpu_tiles(amx, 4).block_n, 128);
-  EXPECT_EQ(default_cpu_tiles(amx, 17).block_m, 32);
-  EXPECT_EQ(default_cpu_tiles(amx, 17).block_n, 64);
-  EXPECT_EQ(default_cpu_tiles(amx, 1000).block_m, 256);  // prefill
-  EXPECT_EQ(default_cpu_tiles(amx, 1000).block_n, 128);
-  EXPECT_EQ(default_cpu_tiles(fp32, 1).block_m, 16);
-  EXPECT_EQ(default_cpu_tiles(fp32, 0).block_m, 16);
-  EXPECT_EQ(default_cpu_tiles(fp32, 100).block_m, 112);
-  EXPECT_EQ(default_cpu_tiles(fp32, 100).block_n, 64);
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{4, 1, 1, 1}).block_m, 16);  // decode, GQA 4 packed
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{4, 1, 1, 1}).block_n, 128);
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{17, 1, 1, 1}).block_m, 32);
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{17, 1, 1, 1}).block_n, 64);
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{1000, 1, 1, 1}).block_m, 256);  // prefill
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{1000, 1, 1, 1}).block_n, 128);
+  EXPECT_EQ(default_cpu_tiles(fp32, TileProblem{1, 1, 1, 1}).block_m, 16);
+  EXPECT_EQ(default_cpu_tiles(fp32, TileProblem{0, 1, 1, 1}).block_m, 16);
+  EXPECT_EQ(default_cpu_tiles(fp32, TileProblem{100, 1, 1, 1}).block_m, 112);
+  EXPECT_EQ(default_cpu_tiles(fp32, TileProblem{100, 1, 1, 1}).block_n, 64);
+}
+
+// Decode takes several head groups per work item but leaves each thread two items or more.
+TEST(DefaultCpuTiles, HeadGroupBlocksForDecode) {
+  const KernelKey amx = key_with(DType::kBFloat16, kAmx);
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{4, 8, 8, 2}).block_h, 8);   // 8 items
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{4, 8, 1, 2}).block_h, 2);   // 4 items
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{4, 8, 1, 8}).block_h, 1);   // 8 items
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{4, 2, 64, 2}).block_h, 2);  // all heads
+  EXPECT_EQ(default_cpu_tiles(amx, TileProblem{64, 8, 8, 2}).block_h, 1);  // prefill
+  for (int batch = 1; batch <= 64; batch *= 2)
+    for (int groups = 1; groups <= 32; groups *= 2)
+      for (int threads = 1; threads <= 16; threads *= 2) {
+        const TileConfig t = default_cpu_tiles(amx, TileProblem{4, groups, batch, threads});
+        const int items = batch * ((groups + t.block_h - 1) / t.block_h);
+        EXPECT_TRUE(t.block_h == 1 || items >= 2 * threads) << batch << " " << groups;
+        EXPECT_LE(t.block_h, std::min(groups, 8));
+      }
 }
 
 }  // namespace

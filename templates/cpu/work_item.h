@@ -1,0 +1,120 @@
+// Where a CPU work item's rows, heads and keys live: one work item is (sequence, a chunk of
+// kBlockH head groups, a block of kBlockM query rows). All head groups of a chunk share the rows'
+// positions, so they share masks and key blocks and differ only by a head offset.
+#pragma once
+
+#include "flashjit/cpu/fwd_params.h"
+
+namespace flashjit_cpu {
+
+struct WorkItem {
+  int b, kv_b;
+  int hg0, nheads;  // head groups [hg0, hg0 + nheads)
+  int lq, lk;
+  int m0, nrows;
+  long long q_base, o_base, lse_base, k_row0;
+};
+
+template <class Cfg>
+inline bool locate(const FwdParams& p, long long w, WorkItem& it) {
+  const int mb = (int)(w % p.num_m_blocks);
+  const long long t = w / p.num_m_blocks;
+  const int chunk = (int)(t % p.num_head_chunks);
+  it.b = (int)(t / p.num_head_chunks);
+  it.hg0 = chunk * Cfg::kBlockH;
+  it.nheads = p.num_head_groups - it.hg0 < Cfg::kBlockH ? p.num_head_groups - it.hg0 : Cfg::kBlockH;
+  long long q_row0 = 0;
+  it.lq = p.seqlen_q;
+  if constexpr (Cfg::kVarlenQ) {
+    q_row0 = p.cu_seqlens_q[it.b];
+    it.lq = p.cu_seqlens_q[it.b + 1] - p.cu_seqlens_q[it.b];
+    if (p.seqused_q && p.seqused_q[it.b] < it.lq) it.lq = p.seqused_q[it.b];
+    if (it.lq < 0) it.lq = 0;
+  }
+  const int g = Cfg::kPackGqa ? p.group : 1;
+  it.m0 = mb * Cfg::kBlockM;
+  const long long rows = (long long)it.lq * g;
+  if (it.m0 >= rows || it.nheads <= 0) return false;
+  it.nrows = rows - it.m0 < Cfg::kBlockM ? (int)(rows - it.m0) : Cfg::kBlockM;
+  it.kv_b = it.b;
+  if (p.cache_batch_idx) {
+    const int r = p.cache_batch_idx[it.b];
+    it.kv_b = r < 0 ? 0 : (r >= p.cache_rows ? p.cache_rows - 1 : r);  // clamp: never read OOB
+  }
+  it.k_row0 = 0;
+  long long capacity = p.seqlen_k;
+  if constexpr (Cfg::kVarlenK) {
+    it.k_row0 = p.cu_seqlens_k[it.b];
+    capacity = (long long)p.cu_seqlens_k[it.b + 1] - it.k_row0;
+    if (it.k_row0 < 0) it.k_row0 = 0;
+    if (it.k_row0 + capacity > p.total_k) capacity = p.total_k - it.k_row0;
+  }
+  long long lk = capacity;
+  if constexpr (Cfg::kSequsedK) {
+    lk = p.seqused_k[it.b];
+    if (lk > capacity) lk = capacity;
+  }
+  it.lk = lk < 0 ? 0 : (int)lk;
+  it.q_base = it.b * p.q_batch_stride + q_row0 * p.q_row_stride;
+  it.o_base = it.b * p.o_batch_stride + q_row0 * p.o_row_stride;
+  it.lse_base = it.b * p.lse_batch_stride + q_row0 * p.lse_row_stride;
+  return true;
+}
+
+// KV head of head group hg.
+template <class Cfg>
+inline int kv_head(const FwdParams& p, int hg) {
+  return Cfg::kPackGqa ? hg : hg / p.group;
+}
+
+// Query index and query head of row r of head group hg.
+template <class Cfg>
+inline void row_coords(const FwdParams& p, const WorkItem& it, int hg, int r, int& i, int& hq) {
+  if constexpr (Cfg::kPackGqa) {
+    i = (it.m0 + r) / p.group;
+    hq = hg * p.group + (it.m0 + r) % p.group;
+  } else {
+    i = it.m0 + r;
+    hq = hg;
+  }
+}
+
+// Row pointers of keys [n0, n0 + nb) of KV head hk in K and V. A paged cache walks its pages with
+// one division per block instead of one per key.
+template <class Cfg, typename T>
+inline void gather_rows(const FwdParams& p, const WorkItem& it, int hk, int n0, int nb,
+                        const T** krows, const T** vrows) {
+  const T* k = (const T*)p.k + hk * p.k_head_stride;
+  const T* v = (const T*)p.v + hk * p.v_head_stride;
+  if constexpr (Cfg::kPagedKV) {
+    const int* table = p.page_table + it.kv_b * p.page_table_stride;
+    int slot = n0 % p.page_size, entry = n0 / p.page_size;
+    for (int j = 0; j < nb;) {
+      int page = table[entry++];
+      page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // clamp: never OOB
+      const T* kp = k + page * p.k_batch_stride;
+      const T* vp = v + page * p.v_batch_stride;
+      for (; slot < p.page_size && j < nb; ++slot, ++j) {
+        krows[j] = kp + slot * p.k_row_stride;
+        vrows[j] = vp + slot * p.v_row_stride;
+      }
+      slot = 0;
+    }
+  } else {
+    k += it.kv_b * p.k_batch_stride + (it.k_row0 + n0) * p.k_row_stride;
+    v += it.kv_b * p.v_batch_stride + (it.k_row0 + n0) * p.v_row_stride;
+    for (int j = 0; j < nb; ++j) {
+      krows[j] = k + j * p.k_row_stride;
+      vrows[j] = v + j * p.v_row_stride;
+    }
+  }
+}
+
+// Touches the first line of every row of the next key block while this one is computed, so that
+// the hardware prefetchers start on rows that are not adjacent (paged or strided caches).
+template <typename T>
+inline void prefetch_rows(const T* const* rows, int nb) {
+  for (int j = 0; j < nb; ++j) __builtin_prefetch(rows[j], 0, 2);
+}
+
+}  // namespace flashjit_cpu
