@@ -88,16 +88,16 @@ inline void transpose_p_bf16(const float* pt, int nb, bf16* p) {
   }
 }
 
-// vv[(n / 2) * DVp * 2 + c * 2 + (n & 1)] = V[n][c] (rows[n] + delta); zero rows in
-// [nb, round_up(nb, 32)), zero columns in [DV, DVp). Full 32-column chunks interleave two rows
-// with two permutes; the DV tail goes element by element.
+// vv[((n - n0) / 2) * DVp * 2 + c * 2 + (n & 1)] = V[n][c] (rows[n] + delta) for keys
+// [n0, n1) (n0 even); zero for keys at or past nb and for columns in [DV, DVp). Full 32-column
+// chunks interleave two rows with two permutes; the DV tail goes element by element.
 template <int DV, int DVp>
-inline void pack_v_vnni(const bf16* const* rows, long long delta, int nb, bf16* vv) {
-  const int n_end = round_up(nb, 32);
-  for (int n = 0; n < n_end; n += 2) {
+inline void pack_v_vnni(const bf16* const* rows, long long delta, int n0, int n1, int nb,
+                        bf16* vv) {
+  for (int n = n0; n < n1; n += 2) {
     const bf16* ra = n < nb ? rows[n] + delta : nullptr;
     const bf16* rb = n + 1 < nb ? rows[n + 1] + delta : nullptr;
-    bf16* out = vv + (n / 2) * DVp * 2;
+    bf16* out = vv + ((n - n0) / 2) * DVp * 2;
     int c = 0;
     for (; c + 32 <= DV; c += 32) {
       u16x32 a = 0, b = 0;
@@ -119,14 +119,15 @@ inline void pack_v_vnni(const bf16* const* rows, long long delta, int nb, bf16* 
   }
 }
 
-// S^T[n][BM] (fp32) = K[n] . Q^T (K tiles as planned by plan_k_tiles) for keys n < round_up(nb,
+// S^T[n][BM] (fp32) = K[n] . Q^T for keys [n0, n1) (multiples of 32; K tiles as planned by
+// plan_k_tiles) for keys n < round_up(nb,
 // 32): 32 keys x 32 rows per step. Row group g (16 rows) only needs keys [ga[g], ge[g]); tiles that
 // need none are skipped.
 template <int Dp, int BM>
-inline void qk_amx(const KTile* kt, const bf16* qv, float* st, int nb, const int* ga,
+inline void qk_amx(const KTile* kt, const bf16* qv, float* st, int n0, int n1, const int* ga,
                    const int* ge) {
   constexpr long long kQStride = BM * 4, kSStride = BM * 4;
-  for (int n = 0; n < nb; n += 32) {
+  for (int n = n0; n < n1; n += 32) {
     for (int r = 0; r < BM; r += 32) {
       const bool two = r + 32 <= BM;
       const int g = r / 16;
@@ -164,7 +165,8 @@ inline void qk_amx(const KTile* kt, const bf16* qv, float* st, int nb, const int
 
 // O[16 rows][cols c0 .. c0 + 16N] += P[16][BN] . V for one row tile and N <= 4 column tiles.
 template <int DVp, int BN, int N>
-inline void pv_amx_tiles(const bf16* p, const bf16* vv, float* o, int c0, int a, int e) {
+inline void pv_amx_tiles(const bf16* p, const bf16* vv, int vv_key0, float* o, int c0, int a,
+                         int e) {
   constexpr long long kOStride = DVp * 4, kPStride = BN * 2, kVStride = DVp * 4;
   if constexpr (N > 0) FJ_TILE_LOAD(0, o + c0, kOStride);
   if constexpr (N > 1) FJ_TILE_LOAD(1, o + c0 + 16, kOStride);
@@ -172,7 +174,7 @@ inline void pv_amx_tiles(const bf16* p, const bf16* vv, float* o, int c0, int a,
   if constexpr (N > 3) FJ_TILE_LOAD(3, o + c0 + 48, kOStride);
   for (int kk = a / 32; kk * 32 < e; ++kk) {
     FJ_TILE_LOAD(4, p + kk * 32, kPStride);
-    const bf16* b = vv + (kk * 16 * DVp + c0) * 2;
+    const bf16* b = vv + ((kk * 32 - vv_key0) / 2 * DVp + c0) * 2;
     if constexpr (N > 0) {
       FJ_TILE_LOAD(5, b, kVStride);
       FJ_TILE_DP(0, 4, 5);
@@ -196,19 +198,21 @@ inline void pv_amx_tiles(const bf16* p, const bf16* vv, float* o, int c0, int a,
   if constexpr (N > 3) FJ_TILE_STORE(3, o + c0 + 48, kOStride);
 }
 
-// O[BM][DVp] += P[BM][BN] . V (O already rescaled by the softmax); P is zero outside the keys
+// O[BM][DVp] += P[BM][BN] . V over keys [n0, n1) (n0 a multiple of 32), with V interleaved from
+// key n0 on (pack_v_vnni); O is already rescaled by the softmax, and P is zero outside the keys
 // [ga[g], ge[g]) of row group g.
 template <int DVp, int BN, int BM>
-inline void pv_amx(const bf16* p, const bf16* vv, float* o, const int* ga, const int* ge) {
+inline void pv_amx(const bf16* p, const bf16* vv, int n0, int n1, float* o, const int* ga,
+                   const int* ge) {
   constexpr int kTiles = DVp / 16;
   for (int m = 0; m < BM; m += 16) {
-    const int a = ga[m / 16], e = ge[m / 16];
+    const int a = ga[m / 16] > n0 ? ga[m / 16] : n0, e = ge[m / 16] < n1 ? ge[m / 16] : n1;
     if (a >= e) continue;
     int t = 0;
     for (; t + 4 <= kTiles; t += 4)
-      pv_amx_tiles<DVp, BN, 4>(p + m * BN, vv, o + m * DVp, t * 16, a, e);
+      pv_amx_tiles<DVp, BN, 4>(p + m * BN, vv, n0, o + m * DVp, t * 16, a, e);
     if constexpr (kTiles % 4 > 0)
-      pv_amx_tiles<DVp, BN, kTiles % 4>(p + m * BN, vv, o + m * DVp, t * 16, a, e);
+      pv_amx_tiles<DVp, BN, kTiles % 4>(p + m * BN, vv, n0, o + m * DVp, t * 16, a, e);
   }
 }
 

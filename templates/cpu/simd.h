@@ -91,8 +91,9 @@ inline float reduce_add(f32x16 v) {
   return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
-inline f32x16 vmax(f32x16 a, f32x16 b) { return __builtin_elementwise_max(a, b); }
-inline f32x16 vmin(f32x16 a, f32x16 b) { return __builtin_elementwise_min(a, b); }
+// Plain compare-and-select (one vmaxps / vminps): the elementwise builtins add NaN handling.
+inline f32x16 vmax(f32x16 a, f32x16 b) { return a > b ? a : b; }
+inline f32x16 vmin(f32x16 a, f32x16 b) { return a < b ? a : b; }
 
 // 2^x for x in log2 units; -inf and x < -127 give 0. Relative error ~2e-7: round-to-nearest
 // split, then a degree-6 Taylor polynomial of e^(f ln 2) on |f| <= 0.5.

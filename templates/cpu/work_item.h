@@ -110,11 +110,4 @@ inline void gather_rows(const FwdParams& p, const WorkItem& it, int hk, int n0, 
   }
 }
 
-// Touches the first line of every row of the next key block while this one is computed, so that
-// the hardware prefetchers start on rows that are not adjacent (paged or strided caches).
-template <typename T>
-inline void prefetch_rows(const T* const* rows, int nb) {
-  for (int j = 0; j < nb; ++j) __builtin_prefetch(rows[j], 0, 2);
-}
-
 }  // namespace flashjit_cpu
