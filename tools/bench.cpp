@@ -107,7 +107,7 @@ std::vector<Spec> specs(bool quick) {
   for (DType dt : {DType::kFloat32, DType::kBFloat16})
     for (bool causal : {false, true})
       s.push_back({[=](int tiny, int t) {
-        return tiny ? prefill(dt, causal, 1, 64, t) : prefill(dt, causal, pb, ps, t);
+        return tiny ? prefill(dt, causal, 1, 256, t) : prefill(dt, causal, pb, ps, t);
       }});
   for (bool paged : {false, true})
     s.push_back({[=](int tiny, int t) {
@@ -173,7 +173,7 @@ int run_bench(bool quick, int threads, bool load_probe) {
     p->call();
     compile_ms.push_back(cache_stats().compile_ms - before.compile_ms);
     const auto [best, median] =
-        time_ms(quick ? 2 : (p->label.rfind("decode", 0) == 0 ? 10 : 3), [&] { p->call(); });
+        time_ms(quick ? 2 : (p->label.rfind("decode", 0) == 0 ? 20 : 3), [&] { p->call(); });
     const bool is_decode = p->label.rfind("decode", 0) == 0;
     const double rate = p->work / median / 1e6;  // GFLOP/s or GB/s
     std::string versus;
