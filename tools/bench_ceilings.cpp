@@ -111,14 +111,15 @@ Ceilings measure_ceilings(int threads, bool amx) {
   if (!__builtin_cpu_supports("avx512f")) return c;
   c.fp32_fma_gflops = parallel_rate(threads, [](int) { return fma_gflops_one(); });
   if (amx) c.amx_bf16_gflops = parallel_rate(threads, [](int) { return amx_gflops_one(); });
-  const size_t total = size_t{1} << 28;  // 1 GiB of floats
-  std::vector<float> buf(total, 1.0f);
+  const size_t total = size_t{1} << 28;          // 1 GiB of floats
+  HugePageBuffer memory(total * sizeof(float));  // the same pages as the kernels' buffers
+  float* buf_data = reinterpret_cast<float*>(memory.data());
+  for (size_t i = 0; i < total; ++i) buf_data[i] = 1.0f;
   const size_t per = total / threads / 64 * 64;
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
-    best = std::max(best, parallel_rate(threads, [&](int t) {
-                      return read_gbs_one(buf.data() + t * per, per);
-                    }));
+    best = std::max(
+        best, parallel_rate(threads, [&](int t) { return read_gbs_one(buf_data + t * per, per); }));
   }
   c.dram_read_gbs = best;
   return c;

@@ -90,7 +90,19 @@ inline void transpose_p_bf16(const float* pt, int nb, bf16* p) {
 
 // vv[((n - n0) / 2) * DVp * 2 + c * 2 + (n & 1)] = V[n][c] (rows[n] + delta) for keys
 // [n0, n1) (n0 even); zero for keys at or past nb and for columns in [DV, DVp). Full 32-column
-// chunks interleave two rows with two permutes; the DV tail goes element by element.
+// chunks interleave two rows with the in-lane unpacks (one uop each, where a full word permute
+// costs three), which leaves their columns in the order of amx_column(); the DV tail goes element
+// by element in natural order.
+// Within a full 32-column chunk of O, column j holds V column amx_column(j).
+constexpr int amx_column(int j) { return (j & 16 ? 4 : 0) + ((j & 15) >> 2) * 8 + (j & 3); }
+
+// One O row chunk of 32 floats (o0: columns 0-15, o1: 16-31 of the chunk) back in V's order.
+inline void amx_unpermute(f32x16 o0, f32x16 o1, f32x16& first, f32x16& second) {
+  first = __builtin_shufflevector(o0, o1, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  second =
+      __builtin_shufflevector(o0, o1, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+}
+
 template <int DV, int DVp>
 inline void pack_v_vnni(const bf16* const* rows, long long delta, int n0, int n1, int nb,
                         bf16* vv) {
@@ -104,11 +116,11 @@ inline void pack_v_vnni(const bf16* const* rows, long long delta, int n0, int n1
       if (ra) __builtin_memcpy(&a, ra + c, 64);
       if (rb) __builtin_memcpy(&b, rb + c, 64);
       const u16x32 lo =
-          __builtin_shufflevector(a, b, 0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39, 8,
-                                  40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47);
-      const u16x32 hi = __builtin_shufflevector(a, b, 16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
-                                                53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58, 27, 59,
-                                                28, 60, 29, 61, 30, 62, 31, 63);
+          __builtin_shufflevector(a, b, 0, 32, 1, 33, 2, 34, 3, 35, 8, 40, 9, 41, 10, 42, 11, 43,
+                                  16, 48, 17, 49, 18, 50, 19, 51, 24, 56, 25, 57, 26, 58, 27, 59);
+      const u16x32 hi =
+          __builtin_shufflevector(a, b, 4, 36, 5, 37, 6, 38, 7, 39, 12, 44, 13, 45, 14, 46, 15, 47,
+                                  20, 52, 21, 53, 22, 54, 23, 55, 28, 60, 29, 61, 30, 62, 31, 63);
       __builtin_memcpy(out + c * 2, &lo, 64);
       __builtin_memcpy(out + c * 2 + 32, &hi, 64);
     }

@@ -222,6 +222,16 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       const float inv = lr > 0.0f ? o_scale / lr : 0.0f;
       TO* orow = out + it.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
       int c = 0;
+      if constexpr (Sh::kAmx) {
+#if FLASHJIT_HAVE_AMX
+        for (; c + 32 <= DV; c += 32) {  // full chunks hold their columns permuted
+          f32x16 first, second;
+          amx_unpermute(load(o + r * DVp + c), load(o + r * DVp + c + 16), first, second);
+          store_f32(orow + c, first * inv);
+          store_f32(orow + c + 16, second * inv);
+        }
+#endif
+      }
       for (; c + 16 <= DV; c += 16) store_f32(orow + c, load(o + r * DVp + c) * inv);
       if (c < DV) store_f32_partial(orow + c, load(o + r * DVp + c) * inv, DV - c);
       if constexpr (Cfg::kLse) {
