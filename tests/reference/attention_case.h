@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct AttentionCase {
 
   std::string name() const;  // identity for test names
 };
+
+// GoogleTest prints a case by its name (instead of its bytes) in test listings and failures.
+inline void PrintTo(const AttentionCase& c, std::ostream* os) { *os << c.name(); }
 
 struct CaseResult {
   double max_err = 0;       // kernel vs float64 reference
