@@ -12,14 +12,14 @@
 #include "runtime/config.h"
 #include "runtime/cpu_backend.h"
 #include "runtime/cpu_target.h"
-#include "templates/cpu/fwd_params.h"
+#include "templates/fwd_params.h"
 
 namespace flashjit {
 namespace {
 
 struct MaskSpec {
   bool causal = false, local = false;
-  int left = flashjit_cpu::kUnbounded, right = flashjit_cpu::kUnbounded;
+  int left = flashjit_kernel::kUnbounded, right = flashjit_kernel::kUnbounded;
 };
 
 // Spec section 3.3: sides wider than the static lengths are unbounded; causal is the window
@@ -33,8 +33,8 @@ MaskSpec normalize_mask(const AttentionProblem& p) {
   m.causal = left < 0 && right == 0 && p.attention_chunk == 0;
   m.local = (left >= 0 || right >= 0 || p.attention_chunk > 0) && !m.causal;
   if (m.local) {
-    m.left = left < 0 ? flashjit_cpu::kUnbounded : left;
-    m.right = right < 0 ? flashjit_cpu::kUnbounded : right;
+    m.left = left < 0 ? flashjit_kernel::kUnbounded : left;
+    m.right = right < 0 ? flashjit_kernel::kUnbounded : right;
   }
   return m;
 }
@@ -143,7 +143,7 @@ void run_attention(const AttentionProblem& p) {
   key = key.canonicalize();
   key.check_supported();
 
-  flashjit_cpu::FwdParams f{};
+  flashjit_kernel::FwdParams f{};
   f.q = p.q.data;
   f.k = p.k.data;
   f.v = p.v.data;

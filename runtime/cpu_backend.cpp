@@ -8,7 +8,7 @@ namespace flashjit {
 
 int cpu_pool_threads() { return ThreadPool::global().size(); }
 
-void run_cpu_kernel(const KernelKey& key, const flashjit_cpu::FwdParams& params, int64_t work_items,
+void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params, int64_t work_items,
                     int num_threads) {
   const CpuKernel& kernel = get_cpu_kernel(key);
   const CpuFwdFn fwd = kernel.fwd;

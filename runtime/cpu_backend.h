@@ -5,14 +5,14 @@
 #include <cstdint>
 
 #include "flashjit/kernel_key.h"
-#include "templates/cpu/fwd_params.h"
+#include "templates/fwd_params.h"
 
 namespace flashjit {
 
 // Threads of the process-wide CPU pool.
 int cpu_pool_threads();
 
-void run_cpu_kernel(const KernelKey& key, const flashjit_cpu::FwdParams& params, int64_t work_items,
+void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params, int64_t work_items,
                     int num_threads);
 
 }  // namespace flashjit

@@ -7,11 +7,11 @@
 
 #include "flashjit/flashjit.h"
 #include "flashjit/kernel_key.h"
-#include "templates/cpu/fwd_params.h"
+#include "templates/fwd_params.h"
 
 namespace flashjit {
 
-using CpuFwdFn = void (*)(const flashjit_cpu::FwdParams*, long long, long long, void*);
+using CpuFwdFn = void (*)(const flashjit_kernel::FwdParams*, long long, long long, void*);
 
 struct CpuKernel {
   CpuFwdFn fwd = nullptr;

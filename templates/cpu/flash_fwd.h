@@ -5,7 +5,7 @@
 
 #include "flashjit/cpu/amx_matmul.h"
 #include "flashjit/cpu/fp32_tiles.h"
-#include "flashjit/cpu/fwd_params.h"
+#include "flashjit/fwd_params.h"
 #include "flashjit/cpu/masks.h"
 #include "flashjit/cpu/online_softmax.h"
 #include "flashjit/cpu/simd.h"

@@ -2,9 +2,12 @@
 // chunk, key padding) leaves each row an interval of keys [lo, hi), so a row is two integers.
 #pragma once
 
-#include "flashjit/cpu/fwd_params.h"
+#include "flashjit/fwd_params.h"
 
 namespace flashjit_cpu {
+
+using flashjit_kernel::FwdParams;
+using flashjit_kernel::kUnbounded;
 
 struct KeyInterval {
   int lo;

@@ -2,7 +2,7 @@
 // vector, so that row maxima and sums are vertical vector operations.
 #pragma once
 
-#include "flashjit/cpu/fwd_params.h"
+#include "flashjit/fwd_params.h"
 #include "flashjit/cpu/simd.h"
 
 namespace flashjit_cpu {

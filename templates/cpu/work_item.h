@@ -3,7 +3,7 @@
 // positions, so they share masks and key blocks and differ only by a head offset.
 #pragma once
 
-#include "flashjit/cpu/fwd_params.h"
+#include "flashjit/fwd_params.h"
 
 namespace flashjit_cpu {
 

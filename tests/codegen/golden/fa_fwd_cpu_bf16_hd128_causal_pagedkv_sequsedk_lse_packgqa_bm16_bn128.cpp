@@ -30,7 +30,7 @@ struct KernelConfig {
 
 }  // namespace
 
-extern "C" void flashjit_fwd(const flashjit_cpu::FwdParams* params, long long begin, long long end,
+extern "C" void flashjit_fwd(const flashjit_kernel::FwdParams* params, long long begin, long long end,
                              void* scratch) {
   flashjit_cpu::flash_fwd<KernelConfig>(*params, begin, end, scratch);
 }

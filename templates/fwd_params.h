@@ -1,10 +1,11 @@
-// The run-time parameters of a CPU attention kernel: one POD shared by the host runtime (g++) and
-// the JIT-compiled kernel (clang, freestanding), passed by pointer. Plain C types only.
+// The run-time parameters of an attention kernel: one POD shared by the host runtime (g++), the
+// CPU kernels (clang, freestanding) and the CUDA kernels (NVRTC, passed by value). Plain C types
+// only, no headers.
 #pragma once
 
-#define FLASHJIT_CPU_ABI_VERSION 2
+#define FLASHJIT_CPU_ABI_VERSION 3
 
-namespace flashjit_cpu {
+namespace flashjit_kernel {
 
 // A window side that is unbounded.
 constexpr int kUnbounded = 1 << 30;
@@ -55,4 +56,4 @@ struct FwdParams {
   float softcap_log2;
 };
 
-}  // namespace flashjit_cpu
+}  // namespace flashjit_kernel
