@@ -21,4 +21,17 @@ inline constexpr const char* kCpuEntryAbiVersion = "flashjit_abi_version";
 // byte-identical text.
 std::string generate_cpu_source(const KernelKey& key);
 
+// The entry point of a generated CUDA kernel: __global__ void flashjit_fwd(FwdParams).
+inline constexpr const char* kCudaEntryFwd = "flashjit_fwd";
+
+// Launch shape of the CUDA kernel of a key (also asserted inside the generated source).
+struct CudaLaunchShape {
+  int threads = 0;
+  int smem_bytes = 0;  // dynamic shared memory
+};
+CudaLaunchShape cuda_launch_shape(const KernelKey& key);
+
+// Source of the CUDA kernel for a canonical, supported CUDA key. Deterministic.
+std::string generate_cuda_source(const KernelKey& key);
+
 }  // namespace flashjit

@@ -120,19 +120,31 @@ void KernelKey::check_supported() const {
       << "head_dim_qk: expected a multiple of 8 in [8, 256], got " << head_dim_qk;
   FLASHJIT_CHECK(head_dim_v > 0 && head_dim_v % 8 == 0 && head_dim_v <= 512)
       << "head_dim_v: expected a multiple of 8 in [8, 512], got " << head_dim_v;
-  FLASHJIT_CHECK(dtype_q == DType::kFloat32 || dtype_q == DType::kFloat16 ||
-                 dtype_q == DType::kBFloat16)
-      << "dtype_q: expected fp32, fp16 or bf16 on the CPU backend, got " << dtype_name(dtype_q);
+  if (backend == Backend::kCpu) {
+    FLASHJIT_CHECK(dtype_q == DType::kFloat32 || dtype_q == DType::kFloat16 ||
+                   dtype_q == DType::kBFloat16)
+        << "dtype_q: expected fp32, fp16 or bf16 on the CPU backend, got " << dtype_name(dtype_q);
+  } else {
+    FLASHJIT_CHECK(dtype_q == DType::kFloat16 || dtype_q == DType::kBFloat16)
+        << "dtype_q: expected fp16 or bf16 on the CUDA backend, got " << dtype_name(dtype_q);
+    if (head_dim_v > 256) FLASHJIT_NOT_SUPPORTED() << "head_dim_v above 256 on the CUDA backend";
+  }
   FLASHJIT_CHECK(dtype_kv == dtype_q) << "dtype_kv: expected the dtype of q ("
                                       << dtype_name(dtype_q) << "), got " << dtype_name(dtype_kv);
   FLASHJIT_CHECK(dtype_o == dtype_q) << "dtype_o: expected the dtype of q (" << dtype_name(dtype_q)
                                      << "), got " << dtype_name(dtype_o);
   FLASHJIT_CHECK(!(paged_kv && varlen_k)) << "paged_kv and varlen_k cannot be combined";
   if (!score_mod_hash.empty()) FLASHJIT_NOT_SUPPORTED() << "score_mod";
-  FLASHJIT_CHECK(block_m > 0 && block_m % 16 == 0 && block_m <= 256)
-      << "block_m: expected a multiple of 16 in [16, 256], got " << block_m;
-  FLASHJIT_CHECK(block_n > 0 && block_n % 32 == 0 && block_n <= 512)
-      << "block_n: expected a multiple of 32 in [32, 512], got " << block_n;
+  const int max_m = backend == Backend::kCpu ? 256 : 128;
+  FLASHJIT_CHECK(block_m > 0 && block_m % 16 == 0 && block_m <= max_m)
+      << "block_m: expected a multiple of 16 in [16, " << max_m << "], got " << block_m;
+  if (backend == Backend::kCpu) {
+    FLASHJIT_CHECK(block_n > 0 && block_n % 32 == 0 && block_n <= 512)
+        << "block_n: expected a multiple of 32 in [32, 512], got " << block_n;
+  } else {
+    FLASHJIT_CHECK(block_n > 0 && block_n % 16 == 0 && block_n <= 128)
+        << "block_n: expected a multiple of 16 in [16, 128], got " << block_n;
+  }
   FLASHJIT_CHECK(block_h >= 1 && block_h <= 16)
       << "block_h: expected a value in [1, 16], got " << block_h;
 }

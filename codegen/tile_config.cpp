@@ -39,4 +39,37 @@ TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem) {
   return t;
 }
 
+int cuda_smem_limit(const std::string& arch) {
+  // Per-block opt-in maxima (CUDA programming guide, compute capabilities table).
+  if (arch.rfind("sm_80", 0) == 0 || arch.rfind("sm_87", 0) == 0) return 163 * 1024;
+  if (arch.rfind("sm_86", 0) == 0 || arch.rfind("sm_89", 0) == 0) return 99 * 1024;
+  if (arch.rfind("sm_90", 0) == 0) return 227 * 1024;
+  return 48 * 1024;
+}
+
+// Worked example (bf16, d 128, prefill on sm_90a): 128 x 64 tiles, 8 warps, Q 34 KiB + two K/V
+// stages 68 KiB = 102 KiB of shared memory, two CTAs per SM. d 256: 64 x 64 (4 warps), 167 KiB;
+// on sm_86 (99 KiB) block_n drops to 32. Decode (rows <= 16): one warp of 16 packed rows and
+// 64-key blocks.
+TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) {
+  const int rows = std::max(problem.rows, 1);
+  const int d = std::max(key.head_dim_qk, key.head_dim_v);
+  TileConfig t;
+  t.block_m = rows <= 16 ? 16 : (rows <= 64 || d > 128 ? 64 : 128);
+  t.block_n = d <= 64 && t.block_m == 128 ? 128 : 64;
+  auto smem = [&](const TileConfig& c) {
+    KernelKey k = key;
+    k.block_m = c.block_m;
+    k.block_n = c.block_n;
+    const int q_stride = round_up(k.head_dim_qk, 16) + 8, v_stride = round_up(k.head_dim_v, 16) + 8;
+    return (k.block_m * q_stride + 2 * k.block_n * q_stride + 2 * k.block_n * v_stride) * 2;
+  };
+  const int limit = cuda_smem_limit(key.target.cpu);
+  while (smem(t) > limit && t.block_n > 16) t.block_n /= 2;
+  while (smem(t) > limit && t.block_m > 16) t.block_m /= 2;
+  t.num_warps = t.block_m / 16;
+  t.num_stages = 2;
+  return t;
+}
+
 }  // namespace flashjit

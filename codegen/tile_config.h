@@ -2,6 +2,8 @@
 // the runtime, the tools and the tests. The autotuner (a later issue) overrides it.
 #pragma once
 
+#include <string>
+
 #include "flashjit/kernel_key.h"
 
 namespace flashjit {
@@ -9,7 +11,9 @@ namespace flashjit {
 struct TileConfig {
   int block_m = 0;
   int block_n = 0;
-  int block_h = 1;
+  int block_h = 1;     // CPU only
+  int num_warps = 0;   // CUDA only
+  int num_stages = 0;  // CUDA only
 };
 
 // What the heuristic sees of a call.
@@ -24,5 +28,11 @@ struct TileProblem {
 bool cpu_uses_amx(const KernelKey& key);
 
 TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem);
+
+// Dynamic shared memory a CTA may use on a CUDA arch ("sm_80", "sm_90a", ...).
+int cuda_smem_limit(const std::string& arch);
+
+// CUDA tiles for a key whose target.cpu is the arch; fits cuda_smem_limit().
+TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem);
 
 }  // namespace flashjit

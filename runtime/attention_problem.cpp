@@ -39,35 +39,6 @@ MaskSpec normalize_mask(const AttentionProblem& p) {
   return m;
 }
 
-// Sinks arrive as bf16, fp16 or fp32 (h,) on the host.
-void convert_to_float(const Tensor& t, float* out) {
-  for (int64_t i = 0; i < t.size(0); ++i) {
-    const char* at = static_cast<const char*>(t.data) + i * t.stride(0) * dtype_size(t.dtype);
-    switch (t.dtype) {
-      case DType::kFloat32:
-        std::memcpy(&out[i], at, 4);
-        break;
-      case DType::kBFloat16: {
-        uint16_t bits;
-        std::memcpy(&bits, at, 2);
-        const uint32_t w = uint32_t{bits} << 16;
-        std::memcpy(&out[i], &w, 4);
-        break;
-      }
-      case DType::kFloat16: {
-        _Float16 h;
-        std::memcpy(&h, at, 2);
-        out[i] = static_cast<float>(h);
-        break;
-      }
-      case DType::kFloat8E4M3:
-      case DType::kInt32:
-      case DType::kInt64:
-        throw InternalError("flashjit: sinks dtype passed validation but is not convertible");
-    }
-  }
-}
-
 void zero_output(const AttentionProblem& p) {
   // Empty K for the whole call: out = 0 and LSE = +inf (spec 3.4).
   const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
@@ -172,11 +143,11 @@ void run_attention(const AttentionProblem& p) {
   f.cache_batch_idx = p.cache_batch_idx;
   f.page_table = p.page_table;
   f.page_table_stride = p.page_table_stride;
-  thread_local std::vector<float> sinks;
   if (p.sinks) {
-    sinks.resize(p.num_heads);
-    convert_to_float(*p.sinks, sinks.data());
-    f.sinks = sinks.data();
+    f.sinks = p.sinks->data;
+    f.sinks_dtype = p.sinks->dtype == DType::kBFloat16  ? flashjit_kernel::kSinksBFloat16
+                    : p.sinks->dtype == DType::kFloat16 ? flashjit_kernel::kSinksFloat16
+                                                        : flashjit_kernel::kSinksFloat32;
   }
   f.batch = p.batch;
   f.seqlen_q = p.seqlen_q;

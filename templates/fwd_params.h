@@ -3,12 +3,17 @@
 // only, no headers.
 #pragma once
 
-#define FLASHJIT_CPU_ABI_VERSION 3
+#define FLASHJIT_CPU_ABI_VERSION 4
 
 namespace flashjit_kernel {
 
 // A window side that is unbounded.
 constexpr int kUnbounded = 1 << 30;
+
+// Encodings of FwdParams::sinks_dtype.
+constexpr int kSinksFloat32 = 0;
+constexpr int kSinksBFloat16 = 1;
+constexpr int kSinksFloat16 = 2;
 
 struct FwdParams {
   // Tensors. Strides are in elements. q/out rows: padded (b, s_q, h, d) or packed (total_q, h, d).
@@ -30,7 +35,8 @@ struct FwdParams {
   const int* cache_batch_idx;  // (b): cache row (or page-table row) of each sequence
   const int* page_table;       // (b_k, max_pages)
   long long page_table_stride;
-  const float* sinks;  // (h): sink logit per query head, natural-log units
+  const void* sinks;  // (h): sink logit per query head, natural-log units, of dtype sinks_dtype
+  int sinks_dtype;    // kSinksFloat32, kSinksBFloat16 or kSinksFloat16
   // Sizes.
   int batch;
   int seqlen_q;  // padded length, or max_seqlen_q with cu_seqlens_q

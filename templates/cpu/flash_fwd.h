@@ -213,7 +213,7 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       float mf = rs.m[r], lr = rs.l[r], o_scale = 1.0f;
       if constexpr (Cfg::kSinks) {
         if (it.lk > 0) {  // a sequence with no keys keeps LSE -inf (spec 3.4)
-          const float sink = p.sinks[hq] * kLog2e;
+          const float sink = sink_logit(p, hq) * kLog2e;
           mf = sink > rs.m[r] ? sink : rs.m[r];
           o_scale = exp2(rs.m[r] - mf);
           lr = lr * o_scale + exp2(sink - mf);

@@ -2,6 +2,7 @@
 // vector, so that row maxima and sums are vertical vector operations.
 #pragma once
 
+#include "flashjit/cpu/masks.h"
 #include "flashjit/fwd_params.h"
 #include "flashjit/cpu/simd.h"
 
@@ -10,6 +11,14 @@ namespace flashjit_cpu {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.69314718055994531f;
 constexpr float kNegInf = -__builtin_inff();
+
+// The sink logit of query head hq as a float, whatever dtype the caller's sinks tensor has.
+inline float sink_logit(const FwdParams& p, int hq) {
+  if (p.sinks_dtype == flashjit_kernel::kSinksBFloat16)
+    return to_float(((const bf16*)p.sinks)[hq]);
+  if (p.sinks_dtype == flashjit_kernel::kSinksFloat16) return to_float(((const fp16*)p.sinks)[hq]);
+  return ((const float*)p.sinks)[hq];
+}
 
 // Per 16-row group g: the block-relative keys [ga[g], ge[g]) that any of its rows sees.
 template <int BM>

@@ -1,0 +1,78 @@
+// The CUDA driver and NVRTC, loaded lazily with dlopen so that libflashjit links, loads and runs
+// its CPU path on machines without them. The only place that names driver or NVRTC entry points.
+#pragma once
+
+#include <cuda.h>
+#include <nvrtc.h>
+
+#include <string>
+
+namespace flashjit::cuda {
+
+// Driver entry points used by flashjit (and by its GPU tests for memory and events).
+#define FLASHJIT_CUDA_DRIVER_FUNCTIONS(X)                 \
+  X(cuInit, "cuInit")                                     \
+  X(cuDriverGetVersion, "cuDriverGetVersion")             \
+  X(cuDeviceGet, "cuDeviceGet")                           \
+  X(cuDeviceGetCount, "cuDeviceGetCount")                 \
+  X(cuDeviceGetAttribute, "cuDeviceGetAttribute")         \
+  X(cuDeviceGetName, "cuDeviceGetName")                   \
+  X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain") \
+  X(cuCtxGetCurrent, "cuCtxGetCurrent")                   \
+  X(cuCtxSetCurrent, "cuCtxSetCurrent")                   \
+  X(cuCtxGetDevice, "cuCtxGetDevice")                     \
+  X(cuCtxSynchronize, "cuCtxSynchronize")                 \
+  X(cuModuleLoadData, "cuModuleLoadData")                 \
+  X(cuModuleUnload, "cuModuleUnload")                     \
+  X(cuModuleGetFunction, "cuModuleGetFunction")           \
+  X(cuFuncSetAttribute, "cuFuncSetAttribute")             \
+  X(cuLaunchKernel, "cuLaunchKernel")                     \
+  X(cuGetErrorName, "cuGetErrorName")                     \
+  X(cuGetErrorString, "cuGetErrorString")                 \
+  X(cuPointerGetAttribute, "cuPointerGetAttribute")       \
+  X(cuStreamIsCapturing, "cuStreamIsCapturing")           \
+  X(cuStreamSynchronize, "cuStreamSynchronize")           \
+  X(cuMemAlloc, "cuMemAlloc_v2")                          \
+  X(cuMemFree, "cuMemFree_v2")                            \
+  X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                      \
+  X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                      \
+  X(cuMemsetD8, "cuMemsetD8_v2")                          \
+  X(cuEventCreate, "cuEventCreate")                       \
+  X(cuEventRecord, "cuEventRecord")                       \
+  X(cuEventSynchronize, "cuEventSynchronize")             \
+  X(cuEventElapsedTime, "cuEventElapsedTime_v2")          \
+  X(cuEventDestroy, "cuEventDestroy_v2")
+
+#define FLASHJIT_NVRTC_FUNCTIONS(X)                   \
+  X(nvrtcVersion, "nvrtcVersion")                     \
+  X(nvrtcGetErrorString, "nvrtcGetErrorString")       \
+  X(nvrtcCreateProgram, "nvrtcCreateProgram")         \
+  X(nvrtcCompileProgram, "nvrtcCompileProgram")       \
+  X(nvrtcGetProgramLogSize, "nvrtcGetProgramLogSize") \
+  X(nvrtcGetProgramLog, "nvrtcGetProgramLog")         \
+  X(nvrtcGetCUBINSize, "nvrtcGetCUBINSize")           \
+  X(nvrtcGetCUBIN, "nvrtcGetCUBIN")                   \
+  X(nvrtcDestroyProgram, "nvrtcDestroyProgram")
+
+#define FLASHJIT_DECLARE_POINTER(name, symbol) decltype(&::name) name = nullptr;
+struct DriverApi {
+  FLASHJIT_CUDA_DRIVER_FUNCTIONS(FLASHJIT_DECLARE_POINTER)
+};
+struct NvrtcApi {
+  FLASHJIT_NVRTC_FUNCTIONS(FLASHJIT_DECLARE_POINTER)
+};
+#undef FLASHJIT_DECLARE_POINTER
+
+// The driver, loaded and cuInit'ed once; nullptr (with the reason in *why) when unavailable.
+const DriverApi* driver(std::string* why = nullptr);
+// NVRTC, loaded once; nullptr (with the reason in *why) when unavailable.
+const NvrtcApi* nvrtc(std::string* why = nullptr);
+
+// Throws flashjit::Error naming the call, the error name and its description.
+void check(CUresult result, const char* call);
+void check(nvrtcResult result, const char* call);
+
+}  // namespace flashjit::cuda
+
+// FLASHJIT_CU(cuCall(args)): calls through the loaded driver table and checks the result.
+#define FLASHJIT_CU(call) ::flashjit::cuda::check(::flashjit::cuda::driver()->call, #call)

@@ -1,0 +1,86 @@
+// NVRTC compile of generated CUDA sources.
+#include "runtime/cuda_compiler.h"
+
+#include <chrono>
+#include <regex>
+
+#include "flashjit/error.h"
+#include "runtime/cuda_api.h"
+#include "runtime/embedded_templates.h"
+
+namespace flashjit {
+
+CudaResourceUsage parse_ptxas_info(const std::string& log) {
+  CudaResourceUsage u;
+  std::smatch m;
+  if (std::regex_search(log, m, std::regex(R"(Used (\d+) registers)")))
+    u.registers = std::stoi(m[1]);
+  if (std::regex_search(
+          log, m,
+          std::regex(
+              R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)"))) {
+    u.stack_bytes = std::stoi(m[1]);
+    u.spill_store_bytes = std::stoi(m[2]);
+    u.spill_load_bytes = std::stoi(m[3]);
+  }
+  return u;
+}
+
+std::string nvrtc_identity() {
+  const cuda::NvrtcApi* api = cuda::nvrtc();
+  int major = 0, minor = 0;
+  if (api) api->nvrtcVersion(&major, &minor);
+  return "nvrtc " + std::to_string(major) + "." + std::to_string(minor);
+}
+
+std::vector<std::string> nvrtc_options(const std::string& arch) {
+  return {"--gpu-architecture=" + arch, "-std=c++17", "--ptxas-options=-v", "-DNDEBUG",
+          "--device-int128"};
+}
+
+Cubin compile_cubin(const std::string& source, const std::string& arch,
+                    const std::string& key_name) {
+  std::string why;
+  const cuda::NvrtcApi* api = cuda::nvrtc(&why);
+  if (!api) FLASHJIT_NOT_SUPPORTED() << "compiling CUDA kernels: " << why;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<const char*> header_texts, header_names;
+  for (const EmbeddedFile& f : embedded_templates()) {
+    header_texts.push_back(f.text);
+    header_names.push_back(f.path);
+  }
+  nvrtcProgram program = nullptr;
+  cuda::check(api->nvrtcCreateProgram(&program, source.c_str(), "flashjit_kernel.cu",
+                                      static_cast<int>(header_texts.size()), header_texts.data(),
+                                      header_names.data()),
+              "nvrtcCreateProgram");
+  struct Destroy {
+    const cuda::NvrtcApi* api;
+    nvrtcProgram* program;
+    ~Destroy() { api->nvrtcDestroyProgram(program); }
+  } destroy{api, &program};
+  const std::vector<std::string> options = nvrtc_options(arch);
+  std::vector<const char*> argv;
+  for (const std::string& o : options) argv.push_back(o.c_str());
+  const nvrtcResult result =
+      api->nvrtcCompileProgram(program, static_cast<int>(argv.size()), argv.data());
+  size_t log_size = 0;
+  api->nvrtcGetProgramLogSize(program, &log_size);
+  Cubin out;
+  out.log.resize(log_size);
+  if (log_size) api->nvrtcGetProgramLog(program, out.log.data());
+  while (!out.log.empty() && out.log.back() == '\0') out.log.pop_back();
+  if (result != NVRTC_SUCCESS) {
+    throw CompileError(key_name, std::string(api->nvrtcGetErrorString(result)) + "\n" + out.log);
+  }
+  size_t size = 0;
+  cuda::check(api->nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize");
+  out.bytes.resize(size);
+  cuda::check(api->nvrtcGetCUBIN(program, out.bytes.data()), "nvrtcGetCUBIN");
+  out.usage = parse_ptxas_info(out.log);
+  out.compile_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+}  // namespace flashjit

@@ -1,0 +1,370 @@
+// FlashAttention-2-style forward for NVIDIA GPUs (sm_80 .. sm_90): one CTA = (row block of BM
+// query rows, head group, sequence); each warp owns 16 rows. S = Q K^T and O += P V run on
+// mma.sync m16n8k16 with ldmatrix operands; K/V blocks stream through two cp.async stages; the
+// online softmax lives in registers with exp2 and the scale folded in. Instantiated once per key.
+#pragma once
+
+#include "flashjit/cuda/ptx.cuh"
+#include "flashjit/fwd_params.h"
+
+namespace flashjit_cuda {
+
+using flashjit_kernel::FwdParams;
+using flashjit_kernel::kUnbounded;
+
+template <class Cfg>
+struct Traits {
+  static constexpr int D = Cfg::kHeadDimQK, DV = Cfg::kHeadDimV;
+  static constexpr int Dp = (D + 15) / 16 * 16, DVp = (DV + 15) / 16 * 16;  // mma K granule
+  static constexpr int BM = Cfg::kBlockM, BN = Cfg::kBlockN;
+  static constexpr int kWarps = BM / 16, kThreads = kWarps * 32;
+  static constexpr bool kBf16 = Cfg::kBf16;
+  // Shared-memory rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall
+  // into distinct bank groups.
+  static constexpr int kQStride = Dp + 8, kVStride = DVp + 8;
+  static constexpr int kQElems = BM * kQStride, kKElems = BN * kQStride, kVElems = BN * kVStride;
+  static constexpr int kSmemBytes = (kQElems + 2 * kKElems + 2 * kVElems) * 2;
+  static_assert(BM % 16 == 0 && BM <= 128, "block_m: 16 rows per warp, at most 8 warps");
+  static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
+  static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
+  static_assert(DV <= 256, "head_dim_v above 256 does not fit the O accumulators in registers");
+};
+
+struct Interval {
+  int lo, hi;
+};
+
+__device__ __forceinline__ long long floor_div(long long a, long long b) {
+  long long q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// Keys visible to query i of a sequence with lq queries and lk keys (spec 3.3, bottom-right).
+template <class Cfg>
+__device__ __forceinline__ Interval visible_keys(const FwdParams& p, int i, int lq, int lk) {
+  const long long pos = (long long)i + lk - lq;
+  long long lo = 0, hi = lk;
+  if constexpr (Cfg::kCausal) hi = hi < pos + 1 ? hi : pos + 1;
+  if constexpr (Cfg::kLocal) {
+    if (p.window_left != kUnbounded && pos - p.window_left > lo) lo = pos - p.window_left;
+    if (p.window_right != kUnbounded && pos + p.window_right + 1 < hi)
+      hi = pos + p.window_right + 1;
+  }
+  if constexpr (Cfg::kChunked) {
+    const long long c0 = floor_div(pos, p.chunk) * p.chunk;
+    if (c0 > lo) lo = c0;
+    if (c0 + p.chunk < hi) hi = c0 + p.chunk;
+  }
+  if (hi < lo) hi = lo;
+  return Interval{(int)lo, (int)hi};
+}
+
+__device__ __forceinline__ float sink_logit(const FwdParams& p, int hq) {
+  if (p.sinks_dtype == flashjit_kernel::kSinksBFloat16)
+    return to_float<true>(((const u16*)p.sinks)[hq]);
+  if (p.sinks_dtype == flashjit_kernel::kSinksFloat16)
+    return to_float<false>(((const u16*)p.sinks)[hq]);
+  return ((const float*)p.sinks)[hq];
+}
+
+// Where a CTA's rows and keys are.
+struct Tile {
+  int b, kv_b, hg, hk, lq, lk, m0, nrows;
+  long long q_base, o_base, lse_base, k_row0;
+};
+
+template <class Cfg>
+__device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
+  t.b = blockIdx.z;
+  t.hg = blockIdx.y;
+  long long q_row0 = 0;
+  t.lq = p.seqlen_q;
+  if constexpr (Cfg::kVarlenQ) {
+    q_row0 = p.cu_seqlens_q[t.b];
+    t.lq = p.cu_seqlens_q[t.b + 1] - p.cu_seqlens_q[t.b];
+    if (p.seqused_q && p.seqused_q[t.b] < t.lq) t.lq = p.seqused_q[t.b];
+    if (t.lq < 0) t.lq = 0;
+  }
+  const int g = Cfg::kPackGqa ? p.group : 1;
+  t.m0 = blockIdx.x * Cfg::kBlockM;
+  const long long rows = (long long)t.lq * g;
+  if (t.m0 >= rows) return false;
+  t.nrows = rows - t.m0 < Cfg::kBlockM ? (int)(rows - t.m0) : Cfg::kBlockM;
+  t.hk = Cfg::kPackGqa ? t.hg : t.hg / p.group;
+  t.kv_b = t.b;
+  if (p.cache_batch_idx) {
+    const int r = p.cache_batch_idx[t.b];
+    t.kv_b = r < 0 ? 0 : (r >= p.cache_rows ? p.cache_rows - 1 : r);  // clamp: never read OOB
+  }
+  t.k_row0 = 0;
+  long long capacity = p.seqlen_k;
+  if constexpr (Cfg::kVarlenK) {
+    t.k_row0 = p.cu_seqlens_k[t.b];
+    capacity = (long long)p.cu_seqlens_k[t.b + 1] - t.k_row0;
+    if (t.k_row0 < 0) t.k_row0 = 0;
+    if (t.k_row0 + capacity > p.total_k) capacity = p.total_k - t.k_row0;
+  }
+  long long lk = capacity;
+  if constexpr (Cfg::kSequsedK) {
+    lk = p.seqused_k[t.b];
+    if (lk > capacity) lk = capacity;
+  }
+  t.lk = lk < 0 ? 0 : (int)lk;
+  t.q_base = t.b * p.q_batch_stride + q_row0 * p.q_row_stride;
+  t.o_base = t.b * p.o_batch_stride + q_row0 * p.o_row_stride;
+  t.lse_base = t.b * p.lse_batch_stride + q_row0 * p.lse_row_stride;
+  return true;
+}
+
+// Query index and query head of row r of the tile.
+template <class Cfg>
+__device__ __forceinline__ void row_coords(const FwdParams& p, const Tile& t, int r, int& i,
+                                           int& hq) {
+  if constexpr (Cfg::kPackGqa) {
+    i = (t.m0 + r) / p.group;
+    hq = t.hg * p.group + (t.m0 + r) % p.group;
+  } else {
+    i = t.m0 + r;
+    hq = t.hg;
+  }
+}
+
+// Element offset of key j's row (head hk) in K or V.
+template <class Cfg>
+__device__ __forceinline__ long long kv_row(const FwdParams& p, const Tile& t, int j,
+                                            long long batch_stride, long long row_stride,
+                                            long long head_stride) {
+  if constexpr (Cfg::kPagedKV) {
+    int page = p.page_table[t.kv_b * p.page_table_stride + j / p.page_size];
+    page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // clamp: never OOB
+    return page * batch_stride + (long long)(j % p.page_size) * row_stride + t.hk * head_stride;
+  } else {
+    return t.kv_b * batch_stride + (t.k_row0 + j) * row_stride + t.hk * head_stride;
+  }
+}
+
+// Issues the cp.async copies of keys [n0, n0 + BN) of K and V into one stage; keys at or past
+// n_end and the head-dim padding are zero-filled without reading.
+template <class Cfg>
+__device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n0, int n_end,
+                                        u16* sk, u16* sv) {
+  using T = Traits<Cfg>;
+  const u16* k = (const u16*)p.k;
+  const u16* v = (const u16*)p.v;
+  constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
+  for (int c = threadIdx.x; c < T::BN * kChunksK; c += T::kThreads) {
+    const int r = c / kChunksK, ch = c % kChunksK;
+    const bool valid = n0 + r < n_end && ch * 8 < T::D;
+    const u16* src =
+        valid ? k + kv_row<Cfg>(p, t, n0 + r, p.k_batch_stride, p.k_row_stride, p.k_head_stride) +
+                    ch * 8
+              : k;
+    cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), src, valid ? 16 : 0);
+  }
+  for (int c = threadIdx.x; c < T::BN * kChunksV; c += T::kThreads) {
+    const int r = c / kChunksV, ch = c % kChunksV;
+    const bool valid = n0 + r < n_end && ch * 8 < T::DV;
+    const u16* src =
+        valid ? v + kv_row<Cfg>(p, t, n0 + r, p.v_batch_stride, p.v_row_stride, p.v_head_stride) +
+                    ch * 8
+              : v;
+    cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), src, valid ? 16 : 0);
+  }
+}
+
+template <class Cfg>
+__device__ __forceinline__ void flash_fwd(const FwdParams& p) {
+  using T = Traits<Cfg>;
+  constexpr int BN = T::BN, Dp = T::Dp, DVp = T::DVp;
+  constexpr bool kBf16 = T::kBf16;
+  extern __shared__ __align__(128) unsigned char smem[];
+  u16* sq = (u16*)smem;
+  u16* sk = sq + T::kQElems;
+  u16* sv = sk + 2 * T::kKElems;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  Tile t;
+  if (!locate<Cfg>(p, t)) return;
+
+  // Key range of the tile. The masks' bounds never decrease with the query index, so the first
+  // and last rows bound every row: keys [n_lo, n_hi) cover all, [max_lo, min_hi) need no mask.
+  int i_first, i_last, hq_unused;
+  row_coords<Cfg>(p, t, 0, i_first, hq_unused);
+  row_coords<Cfg>(p, t, t.nrows - 1, i_last, hq_unused);
+  const Interval first = visible_keys<Cfg>(p, i_first, t.lq, t.lk);
+  const Interval last = visible_keys<Cfg>(p, i_last, t.lq, t.lk);
+  const int n_lo = first.lo, n_hi = last.hi;
+  const int max_lo = last.lo, min_hi = first.hi;
+
+  // This thread's two rows of the warp's 16: r[0] = lane / 4 and r[1] = r[0] + 8.
+  int row[2], lo[2], hi[2];
+  for (int k = 0; k < 2; ++k) {
+    row[k] = warp * 16 + lane / 4 + k * 8;
+    lo[k] = hi[k] = 0;
+    if (row[k] < t.nrows) {
+      int i, hq;
+      row_coords<Cfg>(p, t, row[k], i, hq);
+      const Interval iv = visible_keys<Cfg>(p, i, t.lq, t.lk);
+      lo[k] = iv.lo;
+      hi[k] = iv.hi;
+    }
+  }
+
+  // Q tile (rows past nrows and the head-dim padding zero-filled), then the first K/V block.
+  {
+    const u16* q = (const u16*)p.q;
+    constexpr int kChunks = Dp / 8;
+    for (int c = threadIdx.x; c < T::BM * kChunks; c += T::kThreads) {
+      const int r = c / kChunks, ch = c % kChunks;
+      const bool valid = r < t.nrows && ch * 8 < T::D;
+      const u16* src = q;
+      if (valid) {
+        int i, hq;
+        row_coords<Cfg>(p, t, r, i, hq);
+        src =
+            q + t.q_base + (long long)i * p.q_row_stride + (long long)hq * p.q_head_stride + ch * 8;
+      }
+      cp_async_16(smem_addr(sq + r * T::kQStride + ch * 8), src, valid ? 16 : 0);
+    }
+  }
+  const int nblocks = n_lo < n_hi ? (n_hi - n_lo + BN - 1) / BN : 0;
+  if (nblocks > 0) load_kv<Cfg>(p, t, n_lo, n_hi, sk, sv);
+  cp_async_commit();
+
+  float m[2] = {neg_inf(), neg_inf()}, l[2] = {0.f, 0.f};
+  float o[DVp / 8][4];
+  for (int d = 0; d < DVp / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+
+  for (int blk = 0; blk < nblocks; ++blk) {
+    const int n0 = n_lo + blk * BN;
+    const int stage = blk & 1;
+    cp_async_wait_all();
+    __syncthreads();  // this stage has landed; every warp is done with the other one
+    if (blk + 1 < nblocks) {
+      load_kv<Cfg>(p, t, n0 + BN, n_hi, sk + (stage ^ 1) * T::kKElems,
+                   sv + (stage ^ 1) * T::kVElems);
+      cp_async_commit();
+    }
+    const u16* k = sk + stage * T::kKElems;
+    const u16* v = sv + stage * T::kVElems;
+
+    // S = Q K^T for the warp's 16 rows x BN keys.
+    float s[BN / 8][4];
+    for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < Dp / 16; ++kk) {
+      u32 a[4];
+      ldmatrix_x4(
+          a[0], a[1], a[2], a[3],
+          smem_addr(sq + (warp * 16 + lane % 16) * T::kQStride + kk * 16 + (lane / 16) * 8));
+#pragma unroll
+      for (int n2 = 0; n2 < BN / 16; ++n2) {
+        u32 b0, b1, b2, b3;
+        const int key = n2 * 16 + lane % 8 + (lane / 16) * 8;
+        ldmatrix_x4(b0, b1, b2, b3,
+                    smem_addr(k + key * T::kQStride + kk * 16 + ((lane / 8) % 2) * 8));
+        mma_16816<kBf16>(s[2 * n2], a, b0, b1);
+        mma_16816<kBf16>(s[2 * n2 + 1], a, b2, b3);
+      }
+    }
+
+    // Scale (log2 units), softcap, mask; online softmax over the block.
+    const bool full = n0 >= max_lo && n0 + BN <= min_hi;
+    float mx[2] = {neg_inf(), neg_inf()};
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[n][e] * p.score_scale;
+        if constexpr (Cfg::kSoftcap) x = tanhf(x) * p.softcap_log2;
+        if (!full) {
+          const int key = n0 + n * 8 + 2 * (lane % 4) + (e & 1);
+          const int k2 = e / 2;
+          if (key < lo[k2] || key >= hi[k2]) x = neg_inf();
+        }
+        s[n][e] = x;
+        mx[e / 2] = fmaxf(mx[e / 2], x);
+      }
+    }
+    float alpha[2], use[2];
+#pragma unroll
+    for (int k2 = 0; k2 < 2; ++k2) {
+      mx[k2] = fmaxf(mx[k2], __shfl_xor_sync(0xffffffffu, mx[k2], 1));
+      mx[k2] = fmaxf(mx[k2], __shfl_xor_sync(0xffffffffu, mx[k2], 2));
+      const float m_new = fmaxf(m[k2], mx[k2]);
+      use[k2] = m_new == neg_inf() ? 0.f : m_new;
+      alpha[k2] = exp2f(m[k2] - use[k2]);
+      m[k2] = m_new;
+      l[k2] *= alpha[k2];
+    }
+#pragma unroll
+    for (int n = 0; n < BN / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[n][e] = exp2f(s[n][e] - use[e / 2]);
+        l[e / 2] += s[n][e];
+      }
+    }
+#pragma unroll
+    for (int d = 0; d < DVp / 8; ++d) {
+      o[d][0] *= alpha[0];
+      o[d][1] *= alpha[0];
+      o[d][2] *= alpha[1];
+      o[d][3] *= alpha[1];
+    }
+
+    // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      u32 a[4];
+      a[0] = pack2<kBf16>(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = pack2<kBf16>(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = pack2<kBf16>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = pack2<kBf16>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int d2 = 0; d2 < DVp / 16; ++d2) {
+        u32 b0, b1, b2, b3;
+        const int key = kk * 16 + lane % 8 + ((lane / 8) % 2) * 8;
+        ldmatrix_x4_trans(b0, b1, b2, b3,
+                          smem_addr(v + key * T::kVStride + d2 * 16 + (lane / 16) * 8));
+        mma_16816<kBf16>(o[2 * d2], a, b0, b1);
+        mma_16816<kBf16>(o[2 * d2 + 1], a, b2, b3);
+      }
+    }
+  }
+
+  // Epilogue: row sums across the quad, sinks, normalization, output and LSE.
+  u16* out = (u16*)p.out;
+#pragma unroll
+  for (int k2 = 0; k2 < 2; ++k2) {
+    l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 1);
+    l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 2);
+    if (row[k2] >= t.nrows) continue;
+    int i, hq;
+    row_coords<Cfg>(p, t, row[k2], i, hq);
+    float mf = m[k2], lr = l[k2], o_scale = 1.f;
+    if constexpr (Cfg::kSinks) {
+      if (t.lk > 0) {  // a sequence with no keys keeps LSE -inf (spec 3.4)
+        const float sink = sink_logit(p, hq) * 1.4426950408889634f;
+        mf = fmaxf(sink, m[k2]);
+        o_scale = exp2f(m[k2] - mf);
+        lr = lr * o_scale + exp2f(sink - mf);
+      }
+    }
+    const float inv = lr > 0.f ? o_scale / lr : 0.f;
+    u16* orow = out + t.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
+#pragma unroll
+    for (int d = 0; d < DVp / 8; ++d) {
+      const int col = d * 8 + 2 * (lane % 4);
+      if (col < T::DV)
+        *(u32*)(orow + col) = pack2<kBf16>(o[d][2 * k2] * inv, o[d][2 * k2 + 1] * inv);
+    }
+    if constexpr (Cfg::kLse) {
+      if (lane % 4 == 0)
+        p.lse[t.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
+            lr > 0.f ? (mf + log2f(lr)) * 0.69314718055994531f : neg_inf();
+    }
+  }
+}
+
+}  // namespace flashjit_cuda

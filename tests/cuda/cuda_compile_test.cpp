@@ -1,0 +1,115 @@
+// Every axis of the CUDA kernel key compiles under NVRTC, for sm_80 and sm_90a, with the default
+// tiles, and ptxas reports no local-memory spills and registers within the limit. Runs without a
+// GPU. FLASHJIT_TEST_LEVEL=2 compiles the full cross product of dtype x head dims x flags.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "codegen/generate_source.h"
+#include "codegen/tile_config.h"
+#include "runtime/cuda_api.h"
+#include "runtime/cuda_compiler.h"
+
+namespace flashjit {
+namespace {
+
+int test_level() {
+  const char* env = std::getenv("FLASHJIT_TEST_LEVEL");
+  return env && *env ? std::atoi(env) : FLASHJIT_TEST_LEVEL;
+}
+
+struct CudaCase {
+  KernelKey key;
+  std::string name;
+};
+
+KernelKey cuda_key(const std::string& arch, DType dtype, int d, int dv, int rows) {
+  KernelKey k;
+  k.backend = Backend::kCuda;
+  k.target = Target{"nvptx64-nvidia-cuda", arch, ""};
+  k.dtype_q = k.dtype_kv = k.dtype_o = dtype;
+  k.head_dim_qk = d;
+  k.head_dim_v = dv;
+  TileProblem tp;
+  tp.rows = rows;
+  const TileConfig t = default_cuda_tiles(k, tp);
+  k.block_m = t.block_m;
+  k.block_n = t.block_n;
+  k.num_warps = t.num_warps;
+  k.num_stages = t.num_stages;
+  return k;
+}
+
+std::vector<CudaCase> cases() {
+  std::vector<CudaCase> out;
+  auto add = [&](KernelKey k) {
+    k = k.canonicalize();
+    std::string name = k.name();
+    for (char& c : name)
+      if (c == '-') c = '_';
+    out.push_back({k, name});
+  };
+  const std::vector<std::pair<int, int>> dims = {{64, 64},   {80, 80},   {96, 96},  {128, 128},
+                                                 {192, 192}, {256, 256}, {192, 128}};
+  for (const char* arch : {"sm_80", "sm_90a"}) {
+    // Every head dim and dtype, prefill- and decode-shaped.
+    for (auto [d, dv] : dims)
+      for (DType dt : {DType::kBFloat16, DType::kFloat16}) {
+        add(cuda_key(arch, dt, d, dv, 4096));
+        if (test_level() >= 2 || d == 128) add(cuda_key(arch, dt, d, dv, 4));
+      }
+    // Every flag once, on bf16 d128 prefill tiles.
+    const std::vector<bool KernelKey::*> flags = {
+        &KernelKey::causal,    &KernelKey::local,    &KernelKey::chunked,  &KernelKey::softcap,
+        &KernelKey::sinks,     &KernelKey::paged_kv, &KernelKey::varlen_q, &KernelKey::varlen_k,
+        &KernelKey::seqused_k, &KernelKey::lse,      &KernelKey::pack_gqa};
+    for (auto flag : flags) {
+      KernelKey k = cuda_key(arch, DType::kBFloat16, 128, 128, 4096);
+      k.*flag = true;
+      add(k);
+    }
+    // The common serving combinations, and everything at once on d256.
+    KernelKey decode = cuda_key(arch, DType::kBFloat16, 128, 128, 4);
+    decode.paged_kv = decode.seqused_k = decode.pack_gqa = decode.lse = true;
+    add(decode);
+    KernelKey all = cuda_key(arch, DType::kFloat16, 256, 256, 4096);
+    all.causal = all.local = all.chunked = all.softcap = all.sinks = all.paged_kv = true;
+    all.varlen_q = all.seqused_k = all.lse = all.pack_gqa = true;
+    add(all);
+    if (test_level() >= 2) {
+      for (auto [d, dv] : dims)
+        for (auto flag : flags) {
+          KernelKey k = cuda_key(arch, DType::kBFloat16, d, dv, 4096);
+          k.*flag = true;
+          if (!(k.paged_kv && k.varlen_k)) add(k);
+        }
+    }
+  }
+  return out;
+}
+
+class CudaCompile : public ::testing::TestWithParam<CudaCase> {};
+
+TEST_P(CudaCompile, CompilesWithoutSpills) {
+  std::string why;
+  if (!cuda::nvrtc(&why)) GTEST_SKIP() << "NVRTC unavailable: " << why;
+  const KernelKey& key = GetParam().key;
+  const std::string source = generate_cuda_source(key);
+  const Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
+  EXPECT_GT(cubin.bytes.size(), 1000u);
+  ASSERT_GE(cubin.usage.registers, 0) << "no ptxas report in the log:\n" << cubin.log;
+  EXPECT_LE(cubin.usage.registers, 255);
+  EXPECT_EQ(cubin.usage.spill_store_bytes, 0) << cubin.log;
+  EXPECT_EQ(cubin.usage.spill_load_bytes, 0) << cubin.log;
+  EXPECT_LE(cuda_launch_shape(key).smem_bytes, cuda_smem_limit(key.target.cpu));
+  RecordProperty("registers", cubin.usage.registers);
+  RecordProperty("compile_ms", static_cast<int>(cubin.compile_ms));
+}
+
+INSTANTIATE_TEST_SUITE_P(Keys, CudaCompile, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace flashjit
