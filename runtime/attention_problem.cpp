@@ -10,9 +10,14 @@
 #include "codegen/tile_config.h"
 #include "flashjit/error.h"
 #include "runtime/config.h"
+#include "templates/fwd_params.h"
+#if FLASHJIT_HAVE_CPU_JIT
 #include "runtime/cpu_backend.h"
 #include "runtime/cpu_target.h"
-#include "templates/fwd_params.h"
+#endif
+#if FLASHJIT_HAVE_CUDA
+#include "runtime/cuda_backend.h"
+#endif
 
 namespace flashjit {
 namespace {
@@ -63,30 +68,9 @@ void zero_output(const AttentionProblem& p) {
   }
 }
 
-}  // namespace
-
-void run_attention(const AttentionProblem& p) {
-  const JitConfig& config = jit_config();
-  if (p.options.validate || config.validate) validate_index_values(p);
-  const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
-  if (rows == 0 || p.num_heads == 0) return;
-  const bool empty_k = p.varlen_k
-                           ? p.total_k == 0
-                           : (p.paged ? p.num_pages == 0 || p.max_pages == 0 : p.seqlen_k == 0);
-  if (empty_k) {
-    zero_output(p);
-    return;
-  }
-  FLASHJIT_CHECK(p.q.device.type == DeviceType::kCPU)
-      << "q: device " << device_name(p.q.device)
-      << " needs the CUDA backend, which this build does not have yet";
-
-  const MaskSpec mask = normalize_mask(p);
-  const int group = p.num_heads / p.num_heads_k;
-  const bool pack = group > 1 && p.pack_gqa.value_or(true);
-
+// The key fields every backend shares (mask, layout and feature flags).
+KernelKey base_key(const AttentionProblem& p, const MaskSpec& mask, bool pack) {
   KernelKey key;
-  key.backend = Backend::kCpu;
   key.dtype_q = key.dtype_kv = key.dtype_o = p.q.dtype;
   key.head_dim_qk = p.head_dim;
   key.head_dim_v = p.head_dim_v;
@@ -101,19 +85,12 @@ void run_attention(const AttentionProblem& p) {
   key.seqused_k = p.seqused_k != nullptr;
   key.lse = p.lse.has_value();
   key.pack_gqa = pack;
-  key.target = host_cpu_target();
-  TileProblem tp;
-  tp.rows = p.seqlen_q * (pack ? group : 1);
-  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
-  tp.batch = p.batch;
-  tp.threads = p.options.num_threads > 0 ? p.options.num_threads : cpu_pool_threads();
-  const TileConfig tiles = default_cpu_tiles(key, tp);
-  key.block_m = tiles.block_m;
-  key.block_n = tiles.block_n;
-  key.block_h = tiles.block_h;
-  key = key.canonicalize();
-  key.check_supported();
+  return key;
+}
 
+// The kernel parameters of a problem (pointers are the caller's, on the problem's device).
+flashjit_kernel::FwdParams kernel_params(const AttentionProblem& p, const MaskSpec& mask,
+                                         const KernelKey& key, int group, bool pack) {
   flashjit_kernel::FwdParams f{};
   f.q = p.q.data;
   f.k = p.k.data;
@@ -171,9 +148,109 @@ void run_attention(const AttentionProblem& p) {
   f.score_scale =
       static_cast<float>(p.softcap > 0 ? p.softmax_scale / p.softcap : p.softmax_scale * kLog2e);
   f.softcap_log2 = static_cast<float>(p.softcap * kLog2e);
+  return f;
+}
 
+#if FLASHJIT_HAVE_CPU_JIT
+void run_on_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, bool pack) {
+  KernelKey key = base_key(p, mask, pack);
+  key.backend = Backend::kCpu;
+  key.target = host_cpu_target();
+  TileProblem tp;
+  tp.rows = p.seqlen_q * (pack ? group : 1);
+  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
+  tp.batch = p.batch;
+  tp.threads = p.options.num_threads > 0 ? p.options.num_threads : cpu_pool_threads();
+  const TileConfig tiles = default_cpu_tiles(key, tp);
+  key.block_m = tiles.block_m;
+  key.block_n = tiles.block_n;
+  key.block_h = tiles.block_h;
+  key = key.canonicalize();
+  key.check_supported();
+  const flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
   const int64_t work = int64_t{p.batch} * f.num_head_chunks * f.num_m_blocks;
   run_cpu_kernel(key, f, work, p.options.num_threads);
+}
+#endif
+
+#if FLASHJIT_HAVE_CUDA
+void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bool pack) {
+  const int device = p.q.device.index;
+  KernelKey key = base_key(p, mask, pack);
+  key.backend = Backend::kCuda;
+  key.target = Target{"nvptx64-nvidia-cuda", cuda_arch(device), ""};
+  TileProblem tp;
+  tp.rows = p.seqlen_q * (pack ? group : 1);
+  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
+  tp.batch = p.batch;
+  const TileConfig tiles = default_cuda_tiles(key, tp);
+  key.block_m = tiles.block_m;
+  key.block_n = tiles.block_n;
+  key.num_warps = tiles.num_warps;
+  key.num_stages = tiles.num_stages;
+  key = key.canonicalize();
+  key.check_supported();
+  const flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
+  FLASHJIT_CHECK(p.batch <= 65535)
+      << "batch: expected at most 65535 on the CUDA backend, got " << p.batch;
+  run_cuda_kernel(key, f, CudaGrid{f.num_m_blocks, f.num_head_groups, p.batch}, device,
+                  p.options.stream);
+}
+#endif
+
+}  // namespace
+
+void run_attention(const AttentionProblem& p) {
+  const JitConfig& config = jit_config();
+  const bool on_cuda = p.q.device.type == DeviceType::kCUDA;
+#if !FLASHJIT_HAVE_CUDA
+  if (on_cuda) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors: this build has no CUDA backend";
+#endif
+#if !FLASHJIT_HAVE_CPU_JIT
+  if (!on_cuda) FLASHJIT_NOT_SUPPORTED() << "CPU tensors: this build has no CPU backend";
+#endif
+#if FLASHJIT_HAVE_CUDA
+  if (on_cuda) check_cuda_problem(p);
+#endif
+  if (p.options.validate || config.validate) {
+#if FLASHJIT_HAVE_CUDA
+    if (on_cuda) {
+      validate_index_values_on_host(p);
+    } else {
+      validate_index_values(p);
+    }
+#else
+    validate_index_values(p);
+#endif
+  }
+  const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
+  if (rows == 0 || p.num_heads == 0) return;
+  const bool empty_k = p.varlen_k
+                           ? p.total_k == 0
+                           : (p.paged ? p.num_pages == 0 || p.max_pages == 0 : p.seqlen_k == 0);
+  if (empty_k) {
+#if FLASHJIT_HAVE_CUDA
+    if (on_cuda) {
+      FLASHJIT_CHECK(p.out.is_contiguous() && (!p.lse || p.lse->is_contiguous()))
+          << "out / softmax_lse: expected contiguous tensors when the call has no keys on CUDA";
+      cuda_fill_empty(p.out.data, p.out.numel() * dtype_size(p.out.dtype),
+                      p.lse ? static_cast<float*>(p.lse->data) : nullptr,
+                      p.lse ? p.lse->numel() : 0, p.options.stream);
+      return;
+    }
+#endif
+    zero_output(p);
+    return;
+  }
+  const MaskSpec mask = normalize_mask(p);
+  const int group = p.num_heads / p.num_heads_k;
+  const bool pack = group > 1 && p.pack_gqa.value_or(true);
+#if FLASHJIT_HAVE_CUDA
+  if (on_cuda) return run_on_cuda(p, mask, group, pack);
+#endif
+#if FLASHJIT_HAVE_CPU_JIT
+  run_on_cpu(p, mask, group, pack);
+#endif
 }
 
 }  // namespace flashjit

@@ -44,4 +44,11 @@ void run_attention(const AttentionProblem& problem);
 // their sequences, cache_seqlens within capacity, page ids and batch indices in range).
 void validate_index_values(const AttentionProblem& problem);
 
+// CUDA problems: every pointer is device memory of q's device, and rows are aligned for 16-byte
+// copies (data and strides other than the last a multiple of 16 bytes; out of 4 bytes).
+void check_cuda_problem(const AttentionProblem& problem);
+// validate_index_values for a CUDA problem: copies the index tensors to the host first (this
+// synchronizes, which is why validation is a mode).
+void validate_index_values_on_host(const AttentionProblem& problem);
+
 }  // namespace flashjit

@@ -8,8 +8,8 @@ namespace flashjit {
 
 int cpu_pool_threads() { return ThreadPool::global().size(); }
 
-void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params, int64_t work_items,
-                    int num_threads) {
+void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
+                    int64_t work_items, int num_threads) {
   const CpuKernel& kernel = get_cpu_kernel(key);
   const CpuFwdFn fwd = kernel.fwd;
   ThreadPool::global().run(

@@ -12,7 +12,7 @@ namespace flashjit {
 // Threads of the process-wide CPU pool.
 int cpu_pool_threads();
 
-void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params, int64_t work_items,
-                    int num_threads);
+void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
+                    int64_t work_items, int num_threads);
 
 }  // namespace flashjit

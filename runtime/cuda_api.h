@@ -37,6 +37,8 @@ namespace flashjit::cuda {
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                      \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                      \
   X(cuMemsetD8, "cuMemsetD8_v2")                          \
+  X(cuMemsetD8Async, "cuMemsetD8Async")                   \
+  X(cuMemsetD32Async, "cuMemsetD32Async")                 \
   X(cuEventCreate, "cuEventCreate")                       \
   X(cuEventRecord, "cuEventRecord")                       \
   X(cuEventSynchronize, "cuEventSynchronize")             \

@@ -27,6 +27,4 @@ std::string cpu_kernel_digest(const KernelKey& key, const std::string& source);
 // reference stays valid for the life of the process.
 const CpuKernel& get_cpu_kernel(const KernelKey& key);
 
-CacheStats registry_stats();
-
 }  // namespace flashjit

@@ -1,6 +1,6 @@
 // Library-wide queries: version and cache counters.
 #include "flashjit/flashjit.h"
-#include "runtime/kernel_registry.h"
+#include "runtime/kernel_store.h"
 
 namespace flashjit {
 

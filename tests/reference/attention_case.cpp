@@ -9,8 +9,10 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <type_traits>
 
 #include "reference/attention_reference.h"
+#include "reference/device_mirrors.h"
 
 namespace flashjit::testing {
 namespace {
@@ -75,6 +77,15 @@ View make_view(int64_t rows, int64_t heads, int64_t dim, bool strided) {
   v.head_stride = v.dim_alloc;
   v.row_stride = v.heads_alloc * v.dim_alloc;
   return v;
+}
+
+template <typename V>
+size_t bytes_of(V& v) {
+  if constexpr (std::is_same_v<V, Buffer>) {
+    return v.bytes.size();
+  } else {
+    return v.size() * sizeof(v[0]);
+  }
 }
 
 }  // namespace
@@ -257,28 +268,36 @@ CaseResult run_case(const AttentionCase& c) {
   }
   for (int i = 0; i < b; ++i) cache_seqlens[i] = in.lk[i];
 
-  // Run.
+  // Run, on the host or on copies in device memory.
+  DeviceMirrors mirrors(c.device);
+  auto place = [&](void* host, size_t bytes) { return mirrors.place(host, bytes); };
   auto view3 = [&](Buffer& buf, const View& v, int64_t rows, int64_t heads, int64_t dim) {
-    return Tensor::strided(buf.data(), dt, {rows, heads, dim}, {v.row_stride, v.head_stride, 1});
+    return Tensor::strided(place(buf.data(), buf.bytes.size()), dt, {rows, heads, dim},
+                           {v.row_stride, v.head_stride, 1}, c.device);
   };
   auto view4 = [&](Buffer& buf, const View& v, int64_t n0, int64_t n1, int64_t heads, int64_t dim) {
-    return Tensor::strided(buf.data(), dt, {n0, n1, heads, dim},
-                           {n1 * v.row_stride, v.row_stride, v.head_stride, 1});
+    return Tensor::strided(place(buf.data(), buf.bytes.size()), dt, {n0, n1, heads, dim},
+                           {n1 * v.row_stride, v.row_stride, v.head_stride, 1}, c.device);
   };
-  Tensor sinks_t = Tensor::contiguous(sinks_buf.data(), DType::kBFloat16, {h});
+  Tensor sinks_t = Tensor::contiguous(place(sinks_buf.data(), bytes_of(sinks_buf)),
+                                      DType::kBFloat16, {h}, c.device);
   if (c.api == Api::kVarlen) {
     VarlenArgs a;
     a.q = view3(qbuf, qv, total_q, h, d);
     a.k = view3(kbuf, kview, total_k, hk, d);
     a.v = view3(vbuf, vview, total_k, hk, dv);
     a.out = view3(obuf, ov, total_q, h, dv);
-    a.cu_seqlens_q = Tensor::contiguous(cu_q.data(), DType::kInt32, {b + 1});
-    a.cu_seqlens_k = Tensor::contiguous(cu_k.data(), DType::kInt32, {b + 1});
+    a.cu_seqlens_q =
+        Tensor::contiguous(place(cu_q.data(), bytes_of(cu_q)), DType::kInt32, {b + 1}, c.device);
+    a.cu_seqlens_k =
+        Tensor::contiguous(place(cu_k.data(), bytes_of(cu_k)), DType::kInt32, {b + 1}, c.device);
     a.max_seqlen_q = c.seqlen_q;
     a.max_seqlen_k = c.seqlen_k;
     if (c.seqused) {
-      a.seqused_q = Tensor::contiguous(used_q.data(), DType::kInt32, {b});
-      a.seqused_k = Tensor::contiguous(used_k.data(), DType::kInt32, {b});
+      a.seqused_q =
+          Tensor::contiguous(place(used_q.data(), bytes_of(used_q)), DType::kInt32, {b}, c.device);
+      a.seqused_k =
+          Tensor::contiguous(place(used_k.data(), bytes_of(used_k)), DType::kInt32, {b}, c.device);
     }
     a.softmax_scale = c.softmax_scale;
     a.causal = c.causal;
@@ -288,7 +307,9 @@ CaseResult run_case(const AttentionCase& c) {
     a.pack_gqa = c.pack_gqa;
     if (c.sinks) a.sinks = sinks_t;
     a.return_softmax_lse = c.lse;
-    if (c.lse) a.softmax_lse = Tensor::contiguous(lse_buf.data(), DType::kFloat32, {h, total_q});
+    if (c.lse)
+      a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf)), DType::kFloat32,
+                                         {h, total_q}, c.device);
     a.options.validate = true;
     flash_attn_varlen(a);
   } else {
@@ -296,28 +317,34 @@ CaseResult run_case(const AttentionCase& c) {
     if (c.varlen_q) {
       a.q = view3(qbuf, qv, total_q, h, d);
       a.out = view3(obuf, ov, total_q, h, dv);
-      a.cu_seqlens_q = Tensor::contiguous(cu_q.data(), DType::kInt32, {b + 1});
+      a.cu_seqlens_q =
+          Tensor::contiguous(place(cu_q.data(), bytes_of(cu_q)), DType::kInt32, {b + 1}, c.device);
       a.max_seqlen_q = c.seqlen_q;
-      if (c.lse) a.softmax_lse = Tensor::contiguous(lse_buf.data(), DType::kFloat32, {h, total_q});
+      if (c.lse)
+        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf)),
+                                           DType::kFloat32, {h, total_q}, c.device);
     } else {
       a.q = view4(qbuf, qv, b, c.seqlen_q, h, d);
       a.out = view4(obuf, ov, b, c.seqlen_q, h, dv);
       if (c.lse)
-        a.softmax_lse = Tensor::contiguous(lse_buf.data(), DType::kFloat32, {b, h, c.seqlen_q});
+        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf)),
+                                           DType::kFloat32, {b, h, c.seqlen_q}, c.device);
     }
     if (c.page_size > 0) {
       a.k_cache = view4(kbuf, kview, num_pages, c.page_size, hk, d);
       a.v_cache = view4(vbuf, vview, num_pages, c.page_size, hk, dv);
-      a.page_table =
-          Tensor::contiguous(page_table.data(), DType::kInt32, {cache_rows, pages_per_seq});
+      a.page_table = Tensor::contiguous(place(page_table.data(), bytes_of(page_table)),
+                                        DType::kInt32, {cache_rows, pages_per_seq}, c.device);
     } else {
       a.k_cache = view4(kbuf, kview, cache_rows, seqlen_k, hk, d);
       a.v_cache = view4(vbuf, vview, cache_rows, seqlen_k, hk, dv);
     }
     if (c.cache_batch_idx)
-      a.cache_batch_idx = Tensor::contiguous(batch_idx.data(), DType::kInt32, {b});
+      a.cache_batch_idx = Tensor::contiguous(place(batch_idx.data(), bytes_of(batch_idx)),
+                                             DType::kInt32, {b}, c.device);
     if (c.cache_seqlens)
-      a.cache_seqlens = Tensor::contiguous(cache_seqlens.data(), DType::kInt32, {b});
+      a.cache_seqlens = Tensor::contiguous(place(cache_seqlens.data(), bytes_of(cache_seqlens)),
+                                           DType::kInt32, {b}, c.device);
     a.softmax_scale = c.softmax_scale;
     a.causal = c.causal;
     a.window_size = {c.window_left, c.window_right};
@@ -329,6 +356,9 @@ CaseResult run_case(const AttentionCase& c) {
     a.options.validate = true;
     flash_attn_with_kvcache(a);
   }
+
+  mirrors.copy_back(obuf.data());
+  mirrors.copy_back(lse_buf.data());
 
   // Compare.
   const RefOutputs ref = attention_reference(in);

@@ -16,6 +16,7 @@ namespace flashjit::testing {
 enum class Api { kVarlen, kKvcache };
 
 struct AttentionCase {
+  Device device{};  // where the tensors live (CUDA: copies of the host buffers)
   Api api = Api::kKvcache;
   DType dtype = DType::kBFloat16;
   int batch = 2, num_heads = 4, num_heads_k = 4, head_dim = 64, head_dim_v = 0;  // 0: = d

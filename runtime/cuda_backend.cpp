@@ -1,0 +1,200 @@
+// The CUDA launch path. Modules are loaded once per (kernel, context) and their functions cached;
+// the launch itself does no allocation, no synchronization and no compilation.
+#include "runtime/cuda_backend.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "codegen/generate_source.h"
+#include "flashjit/error.h"
+#include "runtime/config.h"
+#include "runtime/cuda_api.h"
+#include "runtime/cuda_compiler.h"
+#include "runtime/embedded_templates.h"
+#include "runtime/kernel_store.h"
+
+namespace flashjit {
+namespace {
+
+const cuda::DriverApi& require_driver() {
+  std::string why;
+  const cuda::DriverApi* d = cuda::driver(&why);
+  if (!d) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors on this machine: " << why;
+  return *d;
+}
+
+// A loaded module; unloads on destruction (tolerating a driver that is already shut down).
+struct Module {
+  CUmodule module = nullptr;
+  CUfunction function = nullptr;
+  ~Module() {
+    if (module) {
+      if (const cuda::DriverApi* d = cuda::driver()) d->cuModuleUnload(module);
+    }
+  }
+};
+
+struct CudaKernel {
+  std::string cubin;
+  std::string name;
+  CudaLaunchShape shape;
+  std::shared_ptr<std::mutex> mutex = std::make_shared<std::mutex>();
+  std::shared_ptr<std::map<CUcontext, std::unique_ptr<Module>>> modules =
+      std::make_shared<std::map<CUcontext, std::unique_ptr<Module>>>();
+};
+
+std::string cuda_kernel_digest(const KernelKey& key, const std::string& source) {
+  std::vector<std::string> fields = {"flashjit-cuda-digest-v1", std::to_string(kGeneratorVersion),
+                                     key.to_string(), source};
+  for (const EmbeddedFile& f : embedded_templates()) {
+    const std::string path = f.path;
+    if (path.rfind("flashjit/cuda/", 0) != 0 && path != "flashjit/fwd_params.h") continue;
+    fields.push_back(path);
+    fields.push_back(f.text);
+  }
+  fields.push_back(nvrtc_identity());
+  for (const std::string& o : nvrtc_options(key.target.cpu)) fields.push_back(o);
+  return digest_fields(fields);
+}
+
+CudaKernel build(const KernelKey& key, CUstream stream) {
+  const JitConfig& config = jit_config();
+  const std::string source = generate_cuda_source(key);
+  if (!config.dump_dir.empty()) std::ofstream(config.dump_dir + "/" + key.name() + ".cu") << source;
+  const auto start = std::chrono::steady_clock::now();
+  const ObtainedBinary binary =
+      obtain_binary(key, "cuda-" + key.target.cpu, cuda_kernel_digest(key, source), [&] {
+        CUstreamCaptureStatus capture = CU_STREAM_CAPTURE_STATUS_NONE;
+        if (stream) FLASHJIT_CU(cuStreamIsCapturing(stream, &capture));
+        FLASHJIT_CHECK(capture == CU_STREAM_CAPTURE_STATUS_NONE)
+            << "kernel " << key.name()
+            << " must be compiled, but its stream is being captured into a CUDA graph; run "
+               "the call once before capturing, or precompile it";
+        Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
+        CompiledBinary out;
+        out.bytes = std::move(cubin.bytes);
+        out.compile_ms = cubin.compile_ms;
+        out.meta = {{"generator_version", kGeneratorVersion},
+                    {"compiler", nvrtc_identity()},
+                    {"options", nvrtc_options(key.target.cpu)},
+                    {"registers", cubin.usage.registers},
+                    {"spill_store_bytes", cubin.usage.spill_store_bytes}};
+        return out;
+      });
+  CudaKernel k;
+  k.cubin = binary.bytes;
+  k.name = key.name();
+  k.shape = cuda_launch_shape(key);
+  if (binary.from_disk) {
+    count_disk_load(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+            .count());
+  }
+  return k;
+}
+
+CUfunction function_for_context(const CudaKernel& k) {
+  const cuda::DriverApi& d = require_driver();
+  CUcontext ctx = nullptr;
+  cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
+  std::lock_guard<std::mutex> lock(*k.mutex);
+  std::unique_ptr<Module>& m = (*k.modules)[ctx];
+  if (!m) {
+    auto loaded = std::make_unique<Module>();
+    cuda::check(d.cuModuleLoadData(&loaded->module, k.cubin.data()), "cuModuleLoadData");
+    cuda::check(d.cuModuleGetFunction(&loaded->function, loaded->module, kCudaEntryFwd),
+                "cuModuleGetFunction");
+    cuda::check(
+        d.cuFuncSetAttribute(loaded->function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                             k.shape.smem_bytes),
+        "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
+    m = std::move(loaded);
+  }
+  return m->function;
+}
+
+// Makes the primary context of `device` current when the thread has no context.
+void ensure_context(int device) {
+  const cuda::DriverApi& d = require_driver();
+  CUcontext ctx = nullptr;
+  cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
+  if (ctx) return;
+  CUdevice dev;
+  cuda::check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
+  cuda::check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+  cuda::check(d.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+}
+
+}  // namespace
+
+std::string cuda_arch(int device) {
+  const cuda::DriverApi& d = require_driver();
+  CUdevice dev;
+  cuda::check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
+  int major = 0, minor = 0;
+  cuda::check(d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev),
+              "cuDeviceGetAttribute");
+  cuda::check(d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev),
+              "cuDeviceGetAttribute");
+  FLASHJIT_CHECK(major >= 8) << "device cuda:" << device << ": expected compute capability 8.0 "
+                             << "or newer (Ampere+), got " << major << "." << minor;
+  return fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
+}
+
+void check_cuda_pointer(const void* data, int device, const char* name) {
+  if (!data) return;
+  const cuda::DriverApi& d = require_driver();
+  unsigned int memory_type = 0;
+  const CUresult r = d.cuPointerGetAttribute(&memory_type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                             reinterpret_cast<CUdeviceptr>(data));
+  FLASHJIT_CHECK(r == CUDA_SUCCESS &&
+                 (memory_type == CU_MEMORYTYPE_DEVICE || memory_type == CU_MEMORYTYPE_UNIFIED))
+      << name << ": expected device memory of cuda:" << device
+      << " for a CUDA call, got a pointer the driver does not know as device memory";
+  int ordinal = -1;
+  if (d.cuPointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                              reinterpret_cast<CUdeviceptr>(data)) == CUDA_SUCCESS) {
+    FLASHJIT_CHECK(ordinal == device) << name << ": expected memory of cuda:" << device
+                                      << " (the device of q), got memory of cuda:" << ordinal;
+  }
+}
+
+void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params, CudaGrid grid,
+                     int device, void* stream_ptr) {
+  ensure_context(device);
+  CUstream stream = static_cast<CUstream>(stream_ptr);
+  static KernelMap<CudaKernel> kernels;
+  const CudaKernel& k = kernels.get(key, [&] { return build(key, stream); });
+  CUfunction f = function_for_context(k);
+  flashjit_kernel::FwdParams p = params;
+  void* args[] = {&p};
+  const CUresult r = require_driver().cuLaunchKernel(f, grid.x, grid.y, grid.z, k.shape.threads, 1,
+                                                     1, k.shape.smem_bytes, stream, args, nullptr);
+  if (r != CUDA_SUCCESS) {
+    const char* name = nullptr;
+    require_driver().cuGetErrorName(r, &name);
+    throw Error(fmt::format(
+        "flashjit: launching {} failed: {} (grid ({}, {}, {}), block {}, shared memory {} bytes)",
+        key.name(), name ? name : "unknown error", grid.x, grid.y, grid.z, k.shape.threads,
+        k.shape.smem_bytes));
+  }
+}
+
+void cuda_fill_empty(void* out, size_t out_bytes, float* lse, size_t lse_count, void* stream) {
+  const cuda::DriverApi& d = require_driver();
+  CUstream s = static_cast<CUstream>(stream);
+  if (out_bytes)
+    cuda::check(d.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(out), 0, out_bytes, s),
+                "cuMemsetD8Async");
+  if (lse && lse_count)
+    cuda::check(d.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(lse), 0x7f800000u, lse_count, s),
+                "cuMemsetD32Async");
+}
+
+}  // namespace flashjit

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs on the device machine (see docs/DEVICE.md), from the repository root, with .device carried:
+# the CUDA test suite, once more under compute-sanitizer memcheck (a subset), and the bench.
+# Usage: scripts/device_run.sh [tests|memcheck|bench|all] ...   Logs go to $OUT when set.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$root/.device/build"
+out="${OUT:-/tmp/flashjit-out}"
+mkdir -p "$out"
+export FLASHJIT_CACHE_DIR="${FLASHJIT_CACHE_DIR:-/tmp/flashjit-cache}"
+what="${1:-all}"
+shift || true
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+status=0
+if [ "$what" = tests ] || [ "$what" = all ]; then
+  "$build/tests/cuda/flashjit_cuda_tests" --gtest_output="json:$out/cuda_tests.json" "$@" \
+    >"$out/cuda_tests.log" 2>&1 || status=1
+  grep -E "PASSED|FAILED|SKIPPED|tests ran" "$out/cuda_tests.log" | tail -40
+fi
+if [ "$what" = memcheck ] || [ "$what" = all ]; then
+  sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+  "$sanitizer" --tool memcheck --error-exitcode 3 "$build/tests/cuda/flashjit_cuda_tests" \
+    --gtest_filter="${MEMCHECK_FILTER:-Smoke/*:CudaMetamorphic.*:Level1/*q113_k203*}" \
+    >"$out/memcheck.log" 2>&1 || status=1
+  tail -5 "$out/memcheck.log"
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  "$build/tools/flashjit_cuda_bench" "$@" | tee "$out/bench.txt" || status=1
+fi
+exit $status

@@ -1,0 +1,264 @@
+// The declarative sweeps shared by the CPU and CUDA suites (spec section 7, CPU-sized): axis lists
+// crossed one or two at a time at level 1, dtype x head dim x mask x lengths at level 2.
+#include "reference/sweep_cases.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace flashjit::testing {
+namespace {
+
+SweepTarget g_target;
+
+const std::vector<std::pair<int, int>> kHeadDims = {{64, 64},   {80, 80},   {96, 96},   {128, 128},
+                                                    {192, 192}, {256, 256}, {192, 128}, {64, 512}};
+const std::vector<std::pair<int, int>> kSeqlens = {{1, 1},       {239, 1}, {799, 3},  {113, 203},
+                                                   {1023, 1024}, {3, 513}, {128, 217}};
+const std::vector<std::pair<int, int>> kHeads = {{4, 4}, {6, 2}, {4, 1}};  // MHA, GQA, MQA
+
+enum class Mask { kNone, kCausal, kWindow, kCausalWindow, kChunk, kSoftcap, kSinks };
+const std::vector<Mask> kMasks = {Mask::kNone,  Mask::kCausal,  Mask::kWindow, Mask::kCausalWindow,
+                                  Mask::kChunk, Mask::kSoftcap, Mask::kSinks};
+
+void apply(Mask m, AttentionCase& c) {
+  switch (m) {
+    case Mask::kNone:
+      break;
+    case Mask::kCausal:
+      c.causal = true;
+      break;
+    case Mask::kWindow:
+      c.window_left = c.seqlen_k / 3;
+      c.window_right = c.seqlen_q / 4;
+      break;
+    case Mask::kCausalWindow:
+      c.causal = true;
+      c.window_left = c.seqlen_k / 5 + 1;
+      break;
+    case Mask::kChunk:
+      c.causal = true;
+      c.attention_chunk = c.seqlen_k / 3 + 1;
+      break;
+    case Mask::kSoftcap:
+      c.softcap = 0.8;  // small enough that tanh saturates on the random scores
+      break;
+    case Mask::kSinks:
+      c.sinks = true;
+      break;
+  }
+}
+
+// Cheap cases stay cheap: the float64 reference costs b * h * s_q * s_k * (d + dv).
+AttentionCase base(DType dt, std::pair<int, int> hd, std::pair<int, int> seq, uint64_t seed) {
+  AttentionCase c;
+  c.device = g_target.device;
+  if (std::find(g_target.dtypes.begin(), g_target.dtypes.end(), dt) == g_target.dtypes.end())
+    dt = g_target.dtypes.front();
+  c.dtype = dt;
+  c.head_dim = hd.first;
+  c.head_dim_v = hd.second;
+  c.seqlen_q = seq.first;
+  c.seqlen_k = seq.second;
+  c.num_heads = 6;
+  c.num_heads_k = 2;
+  const long long work = 1LL * seq.first * seq.second * (hd.first + hd.second);
+  c.batch = work > 20'000'000 ? 1 : (work > 2'000'000 ? 2 : 3);
+  c.seed = seed;
+  return c;
+}
+
+// Rotates through the layouts so every axis meets every layout somewhere.
+void layout(int i, AttentionCase& c) {
+  switch (i % 5) {
+    case 0:
+      c.api = Api::kVarlen;
+      c.random_lengths = true;
+      break;
+    case 1:
+      c.api = Api::kKvcache;
+      c.page_size = 16;
+      c.cache_seqlens = true;
+      c.random_lengths = true;
+      break;
+    case 2:
+      c.api = Api::kKvcache;
+      break;
+    case 3:
+      c.api = Api::kKvcache;
+      c.page_size = 3;
+      c.cache_batch_idx = true;
+      break;
+    case 4:
+      c.api = Api::kVarlen;
+      c.strided = true;
+      c.seqused = true;
+      break;
+  }
+}
+
+std::vector<AttentionCase> level1_cases() {
+  const std::vector<DType>& kDTypes = g_target.dtypes;
+  std::vector<AttentionCase> cases;
+  int n = 0;
+  // dtype x head dim.
+  for (DType dt : kDTypes)
+    for (auto hd : kHeadDims) {
+      if (hd.second > g_target.max_head_dim_v) continue;
+      AttentionCase c = base(dt, hd, {113, 203}, ++n);
+      c.causal = n % 2 == 0;
+      layout(n, c);
+      cases.push_back(c);
+    }
+  // dtype x mask.
+  for (DType dt : kDTypes)
+    for (Mask m : kMasks) {
+      ++n;
+      AttentionCase c = base(dt, {128, 128}, kSeqlens[n % kSeqlens.size()], n);
+      if (c.seqlen_q * c.seqlen_k > 200'000) c = base(dt, {128, 128}, {128, 217}, n);
+      apply(m, c);
+      layout(n, c);
+      cases.push_back(c);
+    }
+  // dtype x lengths.
+  for (DType dt : kDTypes)
+    for (auto seq : kSeqlens) {
+      AttentionCase c = base(dt, {64, 64}, seq, ++n);
+      apply(kMasks[n % kMasks.size()], c);
+      layout(n, c);
+      cases.push_back(c);
+    }
+  // heads x packing.
+  for (auto heads : kHeads)
+    for (std::optional<bool> pack :
+         {std::optional<bool>(), std::optional<bool>(false), std::optional<bool>(true)}) {
+      AttentionCase c = base(DType::kBFloat16, {128, 128}, {1, 300}, ++n);
+      c.num_heads = heads.first;
+      c.num_heads_k = heads.second;
+      c.pack_gqa = pack;
+      c.batch = 4;
+      layout(n, c);
+      cases.push_back(c);
+      c.seqlen_q = 77;
+      c.causal = true;
+      c.seed = ++n;
+      cases.push_back(c);
+    }
+  // Paged layouts with every page size, decode and extend.
+  for (int page : {1, 3, 16, 64})
+    for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
+      AttentionCase c = base(dt, {128, 128}, {page == 64 ? 5 : 1, 257}, ++n);
+      c.page_size = page;
+      c.cache_seqlens = true;
+      c.random_lengths = true;
+      c.cache_batch_idx = page % 2 == 1;
+      c.num_heads = 8;
+      c.batch = 4;
+      c.causal = true;
+      cases.push_back(c);
+    }
+  // Edge semantics.
+  {
+    AttentionCase c = base(DType::kFloat32, {64, 64}, {40, 90}, ++n);
+    c.window_left = 7;  // (L, -1): right unbounded
+    cases.push_back(c);
+    c.window_left = -1;
+    c.window_right = 5;  // (-1, R)
+    c.seed = ++n;
+    cases.push_back(c);
+    c.window_right = -1;
+    c.attention_chunk = 16;  // bidirectional within chunks, s_q > s_k below
+    c.seqlen_q = 90;
+    c.seqlen_k = 40;
+    c.seed = ++n;
+    cases.push_back(c);
+    c.attention_chunk = 0;
+    c.causal = true;  // rows before the first key see nothing: LSE -inf, out 0
+    c.seed = ++n;
+    cases.push_back(c);
+    c.sinks = true;  // ... and with sinks: out 0, LSE = sink
+    c.seed = ++n;
+    cases.push_back(c);
+    c.sinks = false;
+    c.causal = false;
+    c.softmax_scale = 0.37;
+    c.seed = ++n;
+    cases.push_back(c);
+    c.softmax_scale.reset();
+    c.lse = false;
+    c.seed = ++n;
+    cases.push_back(c);
+  }
+  {
+    AttentionCase c = base(DType::kBFloat16, {128, 128}, {64, 64}, ++n);
+    c.api = Api::kKvcache;
+    c.varlen_q = true;  // kvcache with cu_seqlens_q
+    c.random_lengths = true;
+    c.page_size = 16;
+    c.causal = true;
+    cases.push_back(c);
+    c.api = Api::kVarlen;  // zero-length keys with sinks: LSE stays -inf
+    c.varlen_q = false;
+    c.page_size = 0;
+    c.sinks = true;
+    c.seed = ++n;
+    cases.push_back(c);
+    c.sinks = false;
+    c.softcap = 5;
+    c.window_left = 10;
+    c.window_right = 3;
+    c.seed = ++n;
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+std::vector<AttentionCase> level2_cases() {
+  const std::vector<DType>& kDTypes = g_target.dtypes;
+  std::vector<AttentionCase> cases;
+  int n = 1000;
+  for (DType dt : kDTypes)
+    for (auto hd : kHeadDims)
+      if (hd.second <= g_target.max_head_dim_v)
+        for (Mask m : kMasks)
+          for (auto seq : kSeqlens) {
+            AttentionCase c = base(dt, hd, seq, ++n);
+            apply(m, c);
+            layout(n, c);
+            cases.push_back(c);
+          }
+  return cases;
+}
+
+std::vector<AttentionCase> smoke_cases() {
+  const std::vector<DType>& kDTypes = g_target.dtypes;
+  std::vector<AttentionCase> cases;
+  for (DType dt : kDTypes) {
+    AttentionCase c = base(dt, {64, 64}, {16, 16}, 1);
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+}  // namespace
+
+int test_level() {
+  const char* env = std::getenv("FLASHJIT_TEST_LEVEL");
+  return env && *env ? std::atoi(env) : FLASHJIT_TEST_LEVEL;
+}
+
+std::vector<AttentionCase> sweep_cases(const SweepTarget& target, int level) {
+  g_target = target;
+  const std::vector<AttentionCase> all =
+      level == 0 ? smoke_cases() : (level == 1 ? level1_cases() : level2_cases());
+  // A dtype the target lacks falls back to its first one, which can repeat a case: keep one.
+  std::vector<AttentionCase> unique;
+  std::set<std::string> names;
+  for (const AttentionCase& c : all)
+    if (names.insert(c.name()).second) unique.push_back(c);
+  return unique;
+}
+
+}  // namespace flashjit::testing
