@@ -25,6 +25,10 @@ if [ "$what" = memcheck ] || [ "$what" = all ]; then
   tail -5 "$out/memcheck.log"
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  "$build/tools/flashjit_cuda_bench" "$@" | tee "$out/bench.txt" || status=1
+  "$build/tools/flashjit_cuda_bench" "$@" >"$out/flashjit_bench.jsonl" || status=1
+  PYTHONUNBUFFERED=1 python3 "$root/tools/bench_peers.py" "$out/peers.json" "$@" \
+    >"$out/peers.log" 2>&1 || status=1
+  python3 "$root/tools/bench_report.py" "$out/peers.json" "$out/flashjit_bench.jsonl" \
+    | tee "$out/bench_report.md"
 fi
 exit $status

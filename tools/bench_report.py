@@ -1,0 +1,166 @@
+"""Compare flashjit's own bench output with the peers measured by tools/bench_peers.py.
+
+Usage: python3 tools/bench_report.py PEERS.json FLASHJIT.jsonl
+
+FLASHJIT.jsonl: one JSON object per line from flashjit's C++ bench ("kind": "prefill" | "decode" |
+"compile"); lines that do not parse as a JSON object are ignored. Prints markdown: device and copy
+ceiling, then (a) prefill TFLOP/s vs SDPA flash / cuDNN / flex with the ratio to SDPA flash (bar >= 1.0),
+(b) decode TB/s vs SDPA flash / cuDNN and as % of the copy ceiling (bar >= 80 % for B >= 8),
+(c) compile / load ms per kernel key with the max of each. Missing values print as "—", errors as
+their first words. Rows missing the bar are marked "✗ MISS".
+"""
+import json
+import sys
+
+DASH = "—"
+
+
+def num(x):
+    """x as a float, or None when missing / an error / not numeric."""
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, (int, float)):
+        return float(x)
+    return None
+
+
+def cell(x, fmt="{:.1f}"):
+    if x is None:
+        return DASH
+    v = num(x)
+    if v is not None:
+        return fmt.format(v)
+    words = " ".join(str(x).replace("|", "/").split()[:4])
+    return words[:40] if words else DASH
+
+
+def table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
+
+
+def load_jsonl(path):
+    out = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out
+
+
+def pkey(r):
+    H = r.get("H")
+    return (r.get("D"), r.get("S"), r.get("B"), H, r.get("Hk", H), bool(r.get("causal")))
+
+
+def sort_key(k):
+    return tuple((0, v) if isinstance(v, (int, float)) else (1, str(v)) for v in k)
+
+
+def err_of(r, field):
+    """The measured field, else the object's error text (if any), else None."""
+    if field in r:
+        return r[field]
+    return r.get("error") or r.get("err")
+
+
+def prefill(peers, mine):
+    p = {pkey(r): r for r in peers if r.get("kind") in ("prefill", "prefill_gqa")}
+    m = {}
+    for r in mine:
+        if r.get("kind") == "prefill":
+            m[pkey(r)] = r  # the last line for a shape wins
+    rows, misses = [], 0
+    for k in sorted(set(p) | set(m), key=sort_key):
+        D, S, B, H, Hk, causal = k
+        pr, mr = p.get(k, {}), m.get(k)
+        fj = err_of(mr, "tflops") if mr else None
+        ratio, mark = DASH, ""
+        a, b = num(fj), num(pr.get("flash"))
+        if a is not None and b:
+            ratio = f"{a / b:.2f}"
+            if a / b < 1.0:
+                mark, misses = "✗ MISS", misses + 1
+        elif mr is not None:
+            mark = "? no ratio"
+        rows.append([str(D), str(S), str(B), f"{H}/{Hk}", "yes" if causal else "no", cell(fj),
+                     cell(pr.get("flash")), cell(pr.get("cudnn")), cell(pr.get("flex")), ratio, mark])
+    print("## (a) Prefill, TFLOP/s (bar: flashjit / SDPA flash >= 1.0)\n")
+    table(["D", "S", "B", "H/Hk", "causal", "flashjit", "SDPA flash", "cuDNN", "flex",
+           "flashjit/flash", "bar"], rows)
+    print(f"prefill: {len(m)} flashjit shapes, {misses} below the bar\n")
+
+
+def decode(peers, mine, copy):
+    p = {(r.get("B"), r.get("Sk")): r for r in peers if r.get("kind") in ("decode", "decode_TBps")}
+    m = {}
+    for r in mine:
+        if r.get("kind") == "decode":
+            m[(r.get("B"), r.get("Sk"), r.get("page"))] = r
+    keys = set(m) | {bk + (None,) for bk in p if not any(mk[:2] == bk for mk in m)}
+    rows, misses = [], 0
+    for k in sorted(keys, key=sort_key):
+        B, Sk, page = k
+        pr, mr = p.get((B, Sk), {}), m.get(k)
+        fj = err_of(mr, "tbps") if mr else None
+        pct, mark = DASH, ""
+        a = num(fj)
+        if a is not None and copy:
+            frac = 100.0 * a / copy
+            pct = f"{frac:.0f} %"
+            if isinstance(B, int) and B >= 8:
+                if frac < 80.0:
+                    mark, misses = "✗ MISS", misses + 1
+            else:
+                mark = "(no bar, B<8)"
+        hk = f"{(mr or pr).get('H', DASH)}/{(mr or pr).get('Hk', DASH)}"
+        rows.append([str(B), str(Sk), hk, cell(page, "{:.0f}"), cell(fj, "{:.2f}"),
+                     cell(pr.get("flash"), "{:.2f}"), cell(pr.get("cudnn"), "{:.2f}"), pct, mark])
+    print("## (b) Decode, TB/s of K+V read (bar: >= 80 % of copy ceiling for B >= 8)\n")
+    table(["B", "Sk", "H/Hk", "page", "flashjit", "SDPA flash", "cuDNN", "% of copy", "bar"], rows)
+    print(f"decode: {len(m)} flashjit shapes, {misses} below the bar\n")
+
+
+def compile_table(mine):
+    recs = [r for r in mine if r.get("kind") == "compile"]
+    print("## (c) JIT compile / load, ms\n")
+    if not recs:
+        print("(no compile records)\n")
+        return
+    rows = [[str(r.get("key", DASH)).replace("|", "/"), cell(err_of(r, "compile_ms")),
+             cell(err_of(r, "load_ms"), "{:.2f}")] for r in recs]
+    cms = [v for v in (num(r.get("compile_ms")) for r in recs) if v is not None]
+    lms = [v for v in (num(r.get("load_ms")) for r in recs) if v is not None]
+    rows.append(["**max**", cell(max(cms)) if cms else DASH, cell(max(lms), "{:.2f}") if lms else DASH])
+    table(["key", "compile_ms", "load_ms"], rows)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    with open(sys.argv[1]) as f:
+        peers = json.load(f)
+    mine = load_jsonl(sys.argv[2])
+    copy = num(peers.get("copy_tbps", peers.get("copy_TBps")))
+    print("# flashjit vs peers\n")
+    print(f"- device: {peers.get('device', DASH)} ({peers.get('sm_count', DASH)} SMs), "
+          f"torch {peers.get('torch', DASH)}")
+    print(f"- copy ceiling (read + write): {cell(peers.get('copy_tbps', peers.get('copy_TBps')), '{:.2f}')} TB/s\n")
+    prows = peers.get("rows", [])
+    prefill(prows, mine)
+    decode(prows, mine, copy)
+    compile_table(mine)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+// flashjit_cuda_bench: flashjit's CUDA kernels on the shapes of docs/PERF.md, timed with CUDA
+// events (median of 20 runs after 3 warm-ups), one JSON line per result for
+// tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
+// --quick: smaller; --load-probe: (internal) report cache-hit load times from a warm cache.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "flashjit/flashjit.h"
+#include "runtime/cuda_api.h"
+
+namespace {
+
+using flashjit::DType;
+using flashjit::Tensor;
+const flashjit::Device kGpu{flashjit::DeviceType::kCUDA, 0};
+
+#define CU(call) ::flashjit::cuda::check(::flashjit::cuda::driver()->call, #call)
+
+// A device buffer of n bf16 values: a 16M-element random block (N(0, 1)) repeated.
+struct DeviceBuffer {
+  CUdeviceptr ptr = 0;
+  size_t bytes = 0;
+  DeviceBuffer(size_t b, bool random) : bytes(b) {
+    CU(cuMemAlloc(&ptr, std::max<size_t>(b, 256)));
+    if (!random) return;
+    static const std::vector<uint16_t> block = [] {
+      std::vector<uint16_t> v(size_t{1} << 24);
+      std::mt19937 rng(1);
+      std::normal_distribution<float> normal(0.f, 1.f);
+      for (uint16_t& x : v) {
+        const float f = normal(rng);
+        uint32_t w;
+        std::memcpy(&w, &f, 4);
+        x = static_cast<uint16_t>(w >> 16);
+      }
+      return v;
+    }();
+    for (size_t off = 0; off < b; off += block.size() * 2)
+      CU(cuMemcpyHtoD(ptr + off, block.data(), std::min(block.size() * 2, b - off)));
+  }
+  ~DeviceBuffer() { flashjit::cuda::driver()->cuMemFree(ptr); }
+  void* data() const { return reinterpret_cast<void*>(ptr); }
+};
+
+DeviceBuffer int_buffer(const std::vector<int32_t>& host) {
+  DeviceBuffer b(host.size() * 4, false);
+  CU(cuMemcpyHtoD(b.ptr, host.data(), host.size() * 4));
+  return b;
+}
+
+template <typename F>
+double median_ms(F&& fn, int reps) {
+  for (int i = 0; i < 3; ++i) fn();
+  CUevent start, stop;
+  CU(cuEventCreate(&start, CU_EVENT_DEFAULT));
+  CU(cuEventCreate(&stop, CU_EVENT_DEFAULT));
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    CU(cuEventRecord(start, nullptr));
+    fn();
+    CU(cuEventRecord(stop, nullptr));
+    CU(cuEventSynchronize(stop));
+    float ms = 0;
+    CU(cuEventElapsedTime(&ms, start, stop));
+    t.push_back(ms);
+  }
+  CU(cuEventDestroy(start));
+  CU(cuEventDestroy(stop));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Runs fn once and reports how its kernel was obtained (compile or cache-hit load).
+template <typename F>
+void first_call(const std::string& label, F&& fn, bool probe) {
+  const flashjit::CacheStats before = flashjit::cache_stats();
+  fn();
+  CU(cuCtxSynchronize());
+  const flashjit::CacheStats after = flashjit::cache_stats();
+  if (probe) {
+    std::printf("{\"kind\": \"load\", \"key\": \"%s\", \"load_ms\": %.3f}\n", label.c_str(),
+                after.disk_hits > before.disk_hits ? after.load_ms - before.load_ms : -1.0);
+  } else if (after.compiles > before.compiles) {
+    std::printf("{\"kind\": \"compile\", \"key\": \"%s\", \"compile_ms\": %.1f}\n", label.c_str(),
+                after.compile_ms - before.compile_ms);
+  }
+}
+
+void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int reps) {
+  const int64_t total = int64_t{b} * s;
+  DeviceBuffer q(total * h * d * 2, true), k(total * hk * d * 2, true), v(total * hk * d * 2, true),
+      o(total * h * d * 2, false);
+  std::vector<int32_t> cu(b + 1);
+  for (int i = 0; i <= b; ++i) cu[i] = i * s;
+  DeviceBuffer cu_d = int_buffer(cu);
+  flashjit::VarlenArgs a;
+  a.q = Tensor::contiguous(q.data(), DType::kBFloat16, {total, h, d}, kGpu);
+  a.k = Tensor::contiguous(k.data(), DType::kBFloat16, {total, hk, d}, kGpu);
+  a.v = Tensor::contiguous(v.data(), DType::kBFloat16, {total, hk, d}, kGpu);
+  a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {total, h, d}, kGpu);
+  a.cu_seqlens_q = a.cu_seqlens_k = Tensor::contiguous(cu_d.data(), DType::kInt32, {b + 1}, kGpu);
+  a.max_seqlen_q = a.max_seqlen_k = s;
+  a.causal = causal;
+  const std::string label = "prefill d" + std::to_string(d) + (causal ? " causal" : "");
+  first_call(
+      label, [&] { flashjit::flash_attn_varlen(a); }, probe);
+  if (probe) return;
+  const double ms = median_ms([&] { flashjit::flash_attn_varlen(a); }, reps);
+  const double flops = 4.0 * b * h * double(s) * s * d / (causal ? 2 : 1);
+  std::printf(
+      "{\"kind\": \"prefill\", \"D\": %d, \"S\": %d, \"B\": %d, \"H\": %d, \"Hk\": %d, "
+      "\"causal\": %s, \"tflops\": %.1f, \"ms\": %.4f}\n",
+      d, s, b, h, hk, causal ? "true" : "false", flops / ms / 1e9, ms);
+  std::fflush(stdout);
+}
+
+void decode(int b, int sk, int page, bool probe, int reps) {
+  const int h = 32, hk = 8, d = 128;
+  const int pages_per_seq = (sk + page - 1) / page, pages = b * pages_per_seq;
+  DeviceBuffer q(int64_t{b} * h * d * 2, true), o(int64_t{b} * h * d * 2, false);
+  DeviceBuffer k(int64_t{pages} * page * hk * d * 2, true),
+      v(int64_t{pages} * page * hk * d * 2, true);
+  std::vector<int32_t> table(pages), lens(b, sk);
+  std::iota(table.begin(), table.end(), 0);
+  std::shuffle(table.begin(), table.end(), std::mt19937(2));
+  DeviceBuffer table_d = int_buffer(table), lens_d = int_buffer(lens);
+  flashjit::KvcacheArgs a;
+  a.q = Tensor::contiguous(q.data(), DType::kBFloat16, {b, 1, h, d}, kGpu);
+  a.k_cache = Tensor::contiguous(k.data(), DType::kBFloat16, {pages, page, hk, d}, kGpu);
+  a.v_cache = Tensor::contiguous(v.data(), DType::kBFloat16, {pages, page, hk, d}, kGpu);
+  a.page_table = Tensor::contiguous(table_d.data(), DType::kInt32, {b, pages_per_seq}, kGpu);
+  a.cache_seqlens = Tensor::contiguous(lens_d.data(), DType::kInt32, {b}, kGpu);
+  a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, 1, h, d}, kGpu);
+  first_call(
+      "decode page" + std::to_string(page), [&] { flashjit::flash_attn_with_kvcache(a); }, probe);
+  if (probe) return;
+  const double ms = median_ms([&] { flashjit::flash_attn_with_kvcache(a); }, reps);
+  const double bytes = 2.0 * b * double(sk) * hk * d * 2;
+  std::printf(
+      "{\"kind\": \"decode\", \"B\": %d, \"Sk\": %d, \"H\": %d, \"Hk\": %d, \"D\": %d, \"page\": "
+      "%d, \"tbps\": %.3f, \"ms\": %.4f}\n",
+      b, sk, h, hk, d, page, bytes / ms / 1e9, ms);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, probe = false;
+  for (int i = 1; i < argc; ++i) {
+    quick |= std::strcmp(argv[i], "--quick") == 0;
+    probe |= std::strcmp(argv[i], "--load-probe") == 0;
+  }
+  std::string why;
+  if (!flashjit::cuda::driver(&why)) {
+    std::fprintf(stderr, "flashjit_cuda_bench: no CUDA driver: %s\n", why.c_str());
+    return 1;
+  }
+  char dir[] = "/tmp/flashjit-cuda-bench-XXXXXX";
+  if (!probe) {
+    if (!mkdtemp(dir)) return 1;
+    setenv("FLASHJIT_CACHE_DIR", dir, 1);  // a fresh cache: first calls compile
+  }
+  CUdevice dev;
+  CUcontext ctx;
+  CU(cuDeviceGet(&dev, 0));
+  CU(cuDevicePrimaryCtxRetain(&ctx, dev));
+  CU(cuCtxSetCurrent(ctx));
+  const int reps = quick ? 5 : 20;
+  try {
+    for (int d : {64, 128, 256})
+      for (int s : {1024, 4096, 16384}) {
+        if (quick && s > 1024) continue;
+        for (bool causal : {false, true})
+          prefill(d, probe ? 128 : s, probe ? 1 : 16384 / s, 2048 / d, 2048 / d, causal, probe,
+                  reps);
+        if (probe) break;
+      }
+    if (!probe) prefill(128, 4096, 4, 32, 8, true, false, reps);  // GQA 32/8
+    const std::vector<std::pair<int, int>> shapes = {
+        {1, 8192}, {8, 8192}, {64, 4096}, {128, 8192}, {16, 32768}};
+    for (int page : {16, 64})
+      for (auto [b, sk] : shapes) {
+        if (quick && b * int64_t{sk} > 8 * 8192) continue;
+        decode(probe ? 1 : b, probe ? 64 : sk, page, probe, reps);
+        if (probe) break;
+      }
+  } catch (const flashjit::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  if (!probe) {
+    // Cache-hit loads, in a second process on the now warm cache.
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+      exe[n] = '\0';
+      std::fflush(stdout);
+      const int rc = std::system((std::string(exe) + " --load-probe").c_str());
+      (void)rc;
+    }
+  }
+  return 0;
+}
