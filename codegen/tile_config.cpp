@@ -1,6 +1,8 @@
 // Default CPU tile sizes, sized for 48 KiB L1d / 2 MiB L2 per core (Sapphire Rapids).
 #include "codegen/tile_config.h"
 
+#include "codegen/generate_source.h"
+
 #include <algorithm>
 
 namespace flashjit {
@@ -48,27 +50,27 @@ int cuda_smem_limit(const std::string& arch) {
 }
 
 // Worked example (bf16, d 128, prefill on sm_90a): 128 x 64 tiles, 8 warps, Q 34 KiB + two K/V
-// stages 68 KiB = 102 KiB of shared memory, two CTAs per SM. d 256: 64 x 64 (4 warps), 167 KiB;
-// on sm_86 (99 KiB) block_n drops to 32. Decode (rows <= 16): one warp of 16 packed rows and
-// 64-key blocks.
+// stages 68 KiB = 102 KiB of shared memory. d 256: 64 x 64 (4 warps), 167 KiB; on sm_86 (99 KiB)
+// block_n drops to 32. Decode (rows <= 16): one row warp and 4 key warps, each streaming its own
+// 64-key blocks (Q 4 KiB + 4 x 34 KiB), so that a CTA keeps 4 blocks of K/V in flight.
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) {
   const int rows = std::max(problem.rows, 1);
   const int d = std::max(key.head_dim_qk, key.head_dim_v);
   TileConfig t;
   t.block_m = rows <= 16 ? 16 : (rows <= 64 || d > 128 ? 64 : 128);
   t.block_n = d <= 64 && t.block_m == 128 ? 128 : 64;
+  t.num_warps = t.block_m == 16 ? 4 : t.block_m / 16;
+  t.num_stages = t.block_m == 16 ? 1 : 2;
   auto smem = [&](const TileConfig& c) {
     KernelKey k = key;
     k.block_m = c.block_m;
     k.block_n = c.block_n;
-    const int q_stride = round_up(k.head_dim_qk, 16) + 8, v_stride = round_up(k.head_dim_v, 16) + 8;
-    return (k.block_m * q_stride + 2 * k.block_n * q_stride + 2 * k.block_n * v_stride) * 2;
+    k.num_warps = c.num_warps;
+    return cuda_launch_shape(k).smem_bytes;
   };
   const int limit = cuda_smem_limit(key.target.cpu);
   while (smem(t) > limit && t.block_n > 16) t.block_n /= 2;
-  while (smem(t) > limit && t.block_m > 16) t.block_m /= 2;
-  t.num_warps = t.block_m / 16;
-  t.num_stages = 2;
+  while (smem(t) > limit && t.num_warps > t.block_m / 16) t.num_warps /= 2;
   return t;
 }
 

@@ -17,17 +17,26 @@ struct Traits {
   static constexpr int D = Cfg::kHeadDimQK, DV = Cfg::kHeadDimV;
   static constexpr int Dp = (D + 15) / 16 * 16, DVp = (DV + 15) / 16 * 16;  // mma K granule
   static constexpr int BM = Cfg::kBlockM, BN = Cfg::kBlockN;
-  static constexpr int kWarps = BM / 16, kThreads = kWarps * 32;
+  // Warps: BM / 16 along the rows times kSplit along the keys. With kSplit > 1 (decode tiles of
+  // one row warp) each key warp takes every kSplit-th key block into its own buffers, and the
+  // warps' partial softmax states are merged at the end.
+  static constexpr int kSplit = Cfg::kNumWarps / (BM / 16);
+  static constexpr int kWarps = Cfg::kNumWarps, kThreads = kWarps * 32;
+  static constexpr int kStages = kSplit > 1 ? 1 : 2;  // K/V buffers per key warp
   static constexpr bool kBf16 = Cfg::kBf16;
   // Shared-memory rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall
   // into distinct bank groups.
   static constexpr int kQStride = Dp + 8, kVStride = DVp + 8;
   static constexpr int kQElems = BM * kQStride, kKElems = BN * kQStride, kVElems = BN * kVStride;
-  static constexpr int kSmemBytes = (kQElems + 2 * kKElems + 2 * kVElems) * 2;
+  static constexpr int kSmemBytes = (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2;
   static_assert(BM % 16 == 0 && BM <= 128, "block_m: 16 rows per warp, at most 8 warps");
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
   static_assert(DV <= 256, "head_dim_v above 256 does not fit the O accumulators in registers");
+  static_assert(kSplit == 1 || BM == 16, "key-split warps need a single row warp");
+  static_assert(kSplit == 1 || kSplit * (kKElems + kVElems) * 2 >= kWarps * 32 * (DVp / 2 + 4) * 4,
+                "the key warps' K/V buffers must hold their merged states");
+  static_assert(kWarps % (BM / 16) == 0, "num_warps must be a multiple of block_m / 16");
 };
 
 struct Interval {
@@ -147,12 +156,12 @@ __device__ __forceinline__ long long kv_row(const FwdParams& p, const Tile& t, i
 // n_end and the head-dim padding are zero-filled without reading.
 template <class Cfg>
 __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n0, int n_end,
-                                        u16* sk, u16* sv) {
+                                        u16* sk, u16* sv, int tid, int nthreads) {
   using T = Traits<Cfg>;
   const u16* k = (const u16*)p.k;
   const u16* v = (const u16*)p.v;
   constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
-  for (int c = threadIdx.x; c < T::BN * kChunksK; c += T::kThreads) {
+  for (int c = tid; c < T::BN * kChunksK; c += nthreads) {
     const int r = c / kChunksK, ch = c % kChunksK;
     const bool valid = n0 + r < n_end && ch * 8 < T::D;
     const u16* src =
@@ -161,7 +170,7 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
               : k;
     cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), src, valid ? 16 : 0);
   }
-  for (int c = threadIdx.x; c < T::BN * kChunksV; c += T::kThreads) {
+  for (int c = tid; c < T::BN * kChunksV; c += nthreads) {
     const int r = c / kChunksV, ch = c % kChunksV;
     const bool valid = n0 + r < n_end && ch * 8 < T::DV;
     const u16* src =
@@ -199,7 +208,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   // This thread's two rows of the warp's 16: r[0] = lane / 4 and r[1] = r[0] + 8.
   int row[2], lo[2], hi[2];
   for (int k = 0; k < 2; ++k) {
-    row[k] = warp * 16 + lane / 4 + k * 8;
+    row[k] = (warp % (T::BM / 16)) * 16 + lane / 4 + k * 8;
     lo[k] = hi[k] = 0;
     if (row[k] < t.nrows) {
       int i, hq;
@@ -228,35 +237,22 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     }
   }
   const int nblocks = n_lo < n_hi ? (n_hi - n_lo + BN - 1) / BN : 0;
-  if (nblocks > 0) load_kv<Cfg>(p, t, n_lo, n_hi, sk, sv);
-  cp_async_commit();
-
+  const int wg = warp / (T::BM / 16);  // key warp (0 without key splitting)
+  const int wm = warp % (T::BM / 16);  // row warp
   float m[2] = {neg_inf(), neg_inf()}, l[2] = {0.f, 0.f};
   float o[DVp / 8][4];
   for (int d = 0; d < DVp / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
 
-  for (int blk = 0; blk < nblocks; ++blk) {
-    const int n0 = n_lo + blk * BN;
-    const int stage = blk & 1;
-    cp_async_wait_all();
-    __syncthreads();  // this stage has landed; every warp is done with the other one
-    if (blk + 1 < nblocks) {
-      load_kv<Cfg>(p, t, n0 + BN, n_hi, sk + (stage ^ 1) * T::kKElems,
-                   sv + (stage ^ 1) * T::kVElems);
-      cp_async_commit();
-    }
-    const u16* k = sk + stage * T::kKElems;
-    const u16* v = sv + stage * T::kVElems;
-
+  // One key block [n0, n0 + BN) from shared memory k / v into the running state.
+  auto process = [&](const u16* k, const u16* v, int n0) {
     // S = Q K^T for the warp's 16 rows x BN keys.
     float s[BN / 8][4];
     for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < Dp / 16; ++kk) {
       u32 a[4];
-      ldmatrix_x4(
-          a[0], a[1], a[2], a[3],
-          smem_addr(sq + (warp * 16 + lane % 16) * T::kQStride + kk * 16 + (lane / 16) * 8));
+      ldmatrix_x4(a[0], a[1], a[2], a[3],
+                  smem_addr(sq + (wm * 16 + lane % 16) * T::kQStride + kk * 16 + (lane / 16) * 8));
 #pragma unroll
       for (int n2 = 0; n2 < BN / 16; ++n2) {
         u32 b0, b1, b2, b3;
@@ -331,6 +327,80 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         mma_16816<kBf16>(o[2 * d2 + 1], a, b2, b3);
       }
     }
+  };
+
+  if constexpr (T::kSplit == 1) {
+    if (nblocks > 0) load_kv<Cfg>(p, t, n_lo, n_hi, sk, sv, threadIdx.x, T::kThreads);
+    cp_async_commit();
+    for (int blk = 0; blk < nblocks; ++blk) {
+      const int n0 = n_lo + blk * BN;
+      const int stage = blk & 1;
+      cp_async_wait_all();
+      __syncthreads();  // this stage has landed; every warp is done with the other one
+      if (blk + 1 < nblocks) {
+        load_kv<Cfg>(p, t, n0 + BN, n_hi, sk + (stage ^ 1) * T::kKElems,
+                     sv + (stage ^ 1) * T::kVElems, threadIdx.x, T::kThreads);
+        cp_async_commit();
+      }
+      process(sk + stage * T::kKElems, sv + stage * T::kVElems, n0);
+    }
+  } else {
+    // Key warps: warp wg takes blocks wg, wg + kSplit, ... into its own buffers.
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();  // Q has landed
+    u16* my_k = sk + wg * (T::kKElems + T::kVElems);
+    u16* my_v = my_k + T::kKElems;
+    for (int blk = wg; blk < nblocks; blk += T::kSplit) {
+      const int n0 = n_lo + blk * BN;
+      load_kv<Cfg>(p, t, n0, n_hi, my_k, my_v, lane, 32);
+      cp_async_commit();
+      cp_async_wait_all();
+      __syncwarp();
+      process(my_k, my_v, n0);
+      __syncwarp();  // the next block overwrites the buffers
+    }
+    // Merge the key warps' states: each writes (m, l, O fragment) per lane, key warp 0 combines.
+    for (int k2 = 0; k2 < 2; ++k2) {
+      l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 1);
+      l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 2);
+    }
+    constexpr int kPer = DVp / 2 + 4;  // floats per lane
+    __syncthreads();                   // every warp is done with its K/V buffers
+    float* red = reinterpret_cast<float*>(sk) + (wg * 32 + lane) * kPer;
+    red[0] = m[0];
+    red[1] = m[1];
+    red[2] = l[0];
+    red[3] = l[1];
+    for (int d = 0; d < DVp / 8; ++d)
+      for (int e = 0; e < 4; ++e) red[4 + d * 4 + e] = o[d][e];
+    __syncthreads();
+    if (wg != 0) return;
+    float mm[2] = {neg_inf(), neg_inf()};
+    for (int g = 0; g < T::kSplit; ++g) {
+      const float* r = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
+      mm[0] = fmaxf(mm[0], r[0]);
+      mm[1] = fmaxf(mm[1], r[1]);
+    }
+    const float use0 = mm[0] == neg_inf() ? 0.f : mm[0], use1 = mm[1] == neg_inf() ? 0.f : mm[1];
+    l[0] = l[1] = 0.f;
+    for (int d = 0; d < DVp / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    for (int g = 0; g < T::kSplit; ++g) {
+      const float* r = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
+      const float s0 = exp2f(r[0] - use0), s1 = exp2f(r[1] - use1);
+      l[0] += r[2] * s0;
+      l[1] += r[3] * s1;
+      for (int d = 0; d < DVp / 8; ++d) {
+        o[d][0] += r[4 + d * 4] * s0;
+        o[d][1] += r[4 + d * 4 + 1] * s0;
+        o[d][2] += r[4 + d * 4 + 2] * s1;
+        o[d][3] += r[4 + d * 4 + 3] * s1;
+      }
+    }
+    m[0] = mm[0];
+    m[1] = mm[1];
+    // The sums are already across the quad: the epilogue's reduction must see them once.
+    if (lane % 4 != 0) l[0] = l[1] = 0.f;
   }
 
   // Epilogue: row sums across the quad, sinks, normalization, output and LSE.
