@@ -120,7 +120,7 @@ extern "C" __global__ void __launch_bounds__({threads})
 CudaLaunchShape cuda_launch_shape(const KernelKey& key) {
   auto round16 = [](int x) { return (x + 15) / 16 * 16; };
   const int q_stride = round16(key.head_dim_qk) + 8, v_stride = round16(key.head_dim_v) + 8;
-  const int split = key.num_warps / (key.block_m / 16);
+  const int split = key.block_m == 16 ? key.num_warps : 1;
   const int stages = split > 1 ? 1 : 2;
   CudaLaunchShape shape;
   shape.threads = key.num_warps * 32;

@@ -58,8 +58,10 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
   const int d = std::max(key.head_dim_qk, key.head_dim_v);
   TileConfig t;
   t.block_m = rows <= 16 ? 16 : (rows <= 64 || d > 128 ? 64 : 128);
-  t.block_n = d <= 64 && t.block_m == 128 ? 128 : 64;
-  t.num_warps = t.block_m == 16 ? 4 : t.block_m / 16;
+  t.block_n = 64;
+  // Rows per warp: 32 (two m16 tiles: every K/V fragment feeds two MMAs) where the S and O
+  // accumulators fit in registers without spills (head dims up to 96), else 16.
+  t.num_warps = t.block_m == 16 ? 4 : (t.block_m == 128 && d <= 96 ? 4 : t.block_m / 16);
   t.num_stages = t.block_m == 16 ? 1 : 2;
   auto smem = [&](const TileConfig& c) {
     KernelKey k = key;
@@ -70,7 +72,7 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
   };
   const int limit = cuda_smem_limit(key.target.cpu);
   while (smem(t) > limit && t.block_n > 16) t.block_n /= 2;
-  while (smem(t) > limit && t.num_warps > t.block_m / 16) t.num_warps /= 2;
+  while (smem(t) > limit && t.block_m == 16 && t.num_warps > 1) t.num_warps /= 2;
   return t;
 }
 

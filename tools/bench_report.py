@@ -132,7 +132,12 @@ def decode(peers, mine, copy):
 
 
 def compile_table(mine):
-    recs = [r for r in mine if r.get("kind") == "compile"]
+    # A key's compile record, with the cache-hit load time of its {"kind": "load"} record.
+    loads = {r.get("key"): r.get("load_ms") for r in mine if r.get("kind") == "load"}
+    recs = []
+    for r in mine:
+        if r.get("kind") == "compile":
+            recs.append(dict(r, load_ms=r.get("load_ms", loads.get(r.get("key")))))
     print("## (c) JIT compile / load, ms\n")
     if not recs:
         print("(no compile records)\n")

@@ -20,8 +20,11 @@ struct Traits {
   // Warps: BM / 16 along the rows times kSplit along the keys. With kSplit > 1 (decode tiles of
   // one row warp) each key warp takes every kSplit-th key block into its own buffers, and the
   // warps' partial softmax states are merged at the end.
-  static constexpr int kSplit = Cfg::kNumWarps / (BM / 16);
+  // Row warps each own kMT m16 tiles (32 rows with kMT = 2 reuse every K/V fragment twice).
+  static constexpr int kSplit = BM == 16 ? Cfg::kNumWarps : 1;
   static constexpr int kWarps = Cfg::kNumWarps, kThreads = kWarps * 32;
+  static constexpr int kRowWarps = kWarps / kSplit;
+  static constexpr int kMT = BM / (16 * kRowWarps);
   static constexpr int kStages = kSplit > 1 ? 1 : 2;  // K/V buffers per key warp
   static constexpr bool kBf16 = Cfg::kBf16;
   // Shared-memory rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall
@@ -33,10 +36,9 @@ struct Traits {
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
   static_assert(DV <= 256, "head_dim_v above 256 does not fit the O accumulators in registers");
-  static_assert(kSplit == 1 || BM == 16, "key-split warps need a single row warp");
+  static_assert(kMT >= 1 && kMT * 16 * kRowWarps == BM, "block_m must be 16 x row warps x kMT");
   static_assert(kSplit == 1 || kSplit * (kKElems + kVElems) * 2 >= kWarps * 32 * (DVp / 2 + 4) * 4,
                 "the key warps' K/V buffers must hold their merged states");
-  static_assert(kWarps % (BM / 16) == 0, "num_warps must be a multiple of block_m / 16");
 };
 
 struct Interval {
@@ -184,13 +186,15 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
 template <class Cfg>
 __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   using T = Traits<Cfg>;
-  constexpr int BN = T::BN, Dp = T::Dp, DVp = T::DVp;
+  constexpr int BN = T::BN, Dp = T::Dp, DVp = T::DVp, kMT = T::kMT, kR = 2 * T::kMT;
   constexpr bool kBf16 = T::kBf16;
   extern __shared__ __align__(128) unsigned char smem[];
   u16* sq = (u16*)smem;
   u16* sk = sq + T::kQElems;
   u16* sv = sk + 2 * T::kKElems;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = warp % T::kRowWarps;  // row warp
+  const int wg = warp / T::kRowWarps;  // key warp (0 without key splitting)
 
   Tile t;
   if (!locate<Cfg>(p, t)) return;
@@ -205,21 +209,18 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   const int n_lo = first.lo, n_hi = last.hi;
   const int max_lo = last.lo, min_hi = first.hi;
 
-  // This thread's two rows of the warp's 16: r[0] = lane / 4 and r[1] = r[0] + 8.
-  int row[2], lo[2], hi[2];
-  for (int k = 0; k < 2; ++k) {
-    row[k] = (warp % (T::BM / 16)) * 16 + lane / 4 + k * 8;
-    lo[k] = hi[k] = 0;
-    if (row[k] < t.nrows) {
-      int i, hq;
-      row_coords<Cfg>(p, t, row[k], i, hq);
-      const Interval iv = visible_keys<Cfg>(p, i, t.lq, t.lk);
-      lo[k] = iv.lo;
-      hi[k] = iv.hi;
-    }
-  }
+  // This thread's rows: in m-tile mt, lane / 4 and lane / 4 + 8 (index r = 2 mt + {0, 1}).
+  // NOTE: rows and their key intervals are recomputed where needed (masked blocks, epilogue)
+  // rather than kept: registers are what limits the tile size.
+  auto row_of = [&](int r) { return (wm * kMT + r / 2) * 16 + lane / 4 + (r % 2) * 8; };
+  auto interval_of = [&](int r) {
+    if (row_of(r) >= t.nrows) return Interval{0, 0};
+    int i, hq;
+    row_coords<Cfg>(p, t, row_of(r), i, hq);
+    return visible_keys<Cfg>(p, i, t.lq, t.lk);
+  };
 
-  // Q tile (rows past nrows and the head-dim padding zero-filled), then the first K/V block.
+  // Q tile (rows past nrows and the head-dim padding zero-filled).
   {
     const u16* q = (const u16*)p.q;
     constexpr int kChunks = Dp / 8;
@@ -237,94 +238,135 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     }
   }
   const int nblocks = n_lo < n_hi ? (n_hi - n_lo + BN - 1) / BN : 0;
-  const int wg = warp / (T::BM / 16);  // key warp (0 without key splitting)
-  const int wm = warp % (T::BM / 16);  // row warp
-  float m[2] = {neg_inf(), neg_inf()}, l[2] = {0.f, 0.f};
-  float o[DVp / 8][4];
-  for (int d = 0; d < DVp / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+  float m[kR], l[kR];
+  float o[kMT][DVp / 8][4];
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+    m[r] = neg_inf();
+    l[r] = 0.f;
+  }
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int d = 0; d < DVp / 8; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
 
   // One key block [n0, n0 + BN) from shared memory k / v into the running state.
   auto process = [&](const u16* k, const u16* v, int n0) {
-    // S = Q K^T for the warp's 16 rows x BN keys.
-    float s[BN / 8][4];
-    for (int n = 0; n < BN / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    // Per-lane ldmatrix addresses (bytes); the steps below add compile-time offsets.
+    const u32 q_lane = opaque(smem_addr(sq) + ((lane % 16) * T::kQStride + (lane / 16) * 8) * 2);
+    const u32 k_lane = opaque(
+        smem_addr(k) + ((lane % 8 + (lane / 16) * 8) * T::kQStride + ((lane / 8) % 2) * 8) * 2);
+    const u32 v_lane = opaque(
+        smem_addr(v) + ((lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride + (lane / 16) * 8) * 2);
+    // S = Q K^T for the warp's kMT x 16 rows x BN keys; every K fragment feeds kMT tiles.
+    float s[kMT][BN / 8][4];
 #pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int n = 0; n < BN / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
+        // NOTE: not unrolled, so that the A fragments of one head-dim step are live at a time
+        // (unrolled, the compiler hoists them all and the kernel spills at 32 rows per warp).
+#pragma unroll 1
     for (int kk = 0; kk < Dp / 16; ++kk) {
-      u32 a[4];
-      ldmatrix_x4(a[0], a[1], a[2], a[3],
-                  smem_addr(sq + (wm * 16 + lane % 16) * T::kQStride + kk * 16 + (lane / 16) * 8));
+      u32 a[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+        ldmatrix_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3],
+                    q_lane + (((wm * kMT + mt) * 16) * T::kQStride + kk * 16) * 2);
 #pragma unroll
       for (int n2 = 0; n2 < BN / 16; ++n2) {
         u32 b0, b1, b2, b3;
-        const int key = n2 * 16 + lane % 8 + (lane / 16) * 8;
-        ldmatrix_x4(b0, b1, b2, b3,
-                    smem_addr(k + key * T::kQStride + kk * 16 + ((lane / 8) % 2) * 8));
-        mma_16816<kBf16>(s[2 * n2], a, b0, b1);
-        mma_16816<kBf16>(s[2 * n2 + 1], a, b2, b3);
+        ldmatrix_x4(b0, b1, b2, b3, k_lane + (n2 * 16 * T::kQStride + kk * 16) * 2);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          mma_16816<kBf16>(s[mt][2 * n2], a[mt], b0, b1);
+          mma_16816<kBf16>(s[mt][2 * n2 + 1], a[mt], b2, b3);
+        }
       }
     }
 
     // Scale (log2 units), softcap, mask; online softmax over the block.
-    const bool full = n0 >= max_lo && n0 + BN <= min_hi;
-    float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
-    for (int n = 0; n < BN / 8; ++n) {
+    for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[n][e] * p.score_scale;
-        if constexpr (Cfg::kSoftcap) x = tanhf(x) * p.softcap_log2;
-        if (!full) {
-          const int key = n0 + n * 8 + 2 * (lane % 4) + (e & 1);
-          const int k2 = e / 2;
-          if (key < lo[k2] || key >= hi[k2]) x = neg_inf();
+      for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[mt][n][e] * p.score_scale;
+          if constexpr (Cfg::kSoftcap) x = tanhf(x) * p.softcap_log2;
+          s[mt][n][e] = x;
         }
-        s[n][e] = x;
-        mx[e / 2] = fmaxf(mx[e / 2], x);
+    if (!(n0 >= max_lo && n0 + BN <= min_hi)) {  // a block some row sees only in part
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        const Interval iv = interval_of(r);
+#pragma unroll
+        for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int key = n0 + n * 8 + 2 * (lane % 4) + e;
+            if (key < iv.lo || key >= iv.hi) s[r / 2][n][2 * (r % 2) + e] = neg_inf();
+          }
       }
     }
-    float alpha[2], use[2];
+    float mx[kR];
 #pragma unroll
-    for (int k2 = 0; k2 < 2; ++k2) {
-      mx[k2] = fmaxf(mx[k2], __shfl_xor_sync(0xffffffffu, mx[k2], 1));
-      mx[k2] = fmaxf(mx[k2], __shfl_xor_sync(0xffffffffu, mx[k2], 2));
-      const float m_new = fmaxf(m[k2], mx[k2]);
-      use[k2] = m_new == neg_inf() ? 0.f : m_new;
-      alpha[k2] = exp2f(m[k2] - use[k2]);
-      m[k2] = m_new;
-      l[k2] *= alpha[k2];
+    for (int r = 0; r < kR; ++r) mx[r] = neg_inf();
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) mx[2 * mt + e / 2] = fmaxf(mx[2 * mt + e / 2], s[mt][n][e]);
+    float alpha[kR], use[kR];
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float m_new = fmaxf(m[r], mx[r]);
+      use[r] = m_new == neg_inf() ? 0.f : m_new;
+      alpha[r] = exp2f(m[r] - use[r]);
+      m[r] = m_new;
+      l[r] *= alpha[r];
     }
 #pragma unroll
-    for (int n = 0; n < BN / 8; ++n) {
+    for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - use[e / 2]);
-        l[e / 2] += s[n][e];
+      for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[mt][n][e] = exp2f(s[mt][n][e] - use[2 * mt + e / 2]);
+          l[2 * mt + e / 2] += s[mt][n][e];
+        }
+#pragma unroll
+      for (int d = 0; d < DVp / 8; ++d) {
+        o[mt][d][0] *= alpha[2 * mt];
+        o[mt][d][1] *= alpha[2 * mt];
+        o[mt][d][2] *= alpha[2 * mt + 1];
+        o[mt][d][3] *= alpha[2 * mt + 1];
       }
-    }
-#pragma unroll
-    for (int d = 0; d < DVp / 8; ++d) {
-      o[d][0] *= alpha[0];
-      o[d][1] *= alpha[0];
-      o[d][2] *= alpha[1];
-      o[d][3] *= alpha[1];
     }
 
     // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      u32 a[4];
-      a[0] = pack2<kBf16>(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack2<kBf16>(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack2<kBf16>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack2<kBf16>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      u32 a[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        a[mt][0] = pack2<kBf16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        a[mt][1] = pack2<kBf16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        a[mt][2] = pack2<kBf16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        a[mt][3] = pack2<kBf16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int d2 = 0; d2 < DVp / 16; ++d2) {
         u32 b0, b1, b2, b3;
-        const int key = kk * 16 + lane % 8 + ((lane / 8) % 2) * 8;
-        ldmatrix_x4_trans(b0, b1, b2, b3,
-                          smem_addr(v + key * T::kVStride + d2 * 16 + (lane / 16) * 8));
-        mma_16816<kBf16>(o[2 * d2], a, b0, b1);
-        mma_16816<kBf16>(o[2 * d2 + 1], a, b2, b3);
+        ldmatrix_x4_trans(b0, b1, b2, b3, v_lane + (kk * 16 * T::kVStride + d2 * 16) * 2);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          mma_16816<kBf16>(o[mt][2 * d2], a[mt], b0, b1);
+          mma_16816<kBf16>(o[mt][2 * d2 + 1], a[mt], b2, b3);
+        }
       }
     }
   };
@@ -345,6 +387,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       process(sk + stage * T::kKElems, sv + stage * T::kVElems, n0);
     }
   } else {
+    static_assert(kMT == 1, "key-split warps own one m-tile");
     // Key warps: warp wg takes blocks wg, wg + kSplit, ... into its own buffers.
     cp_async_commit();
     cp_async_wait_all();
@@ -361,9 +404,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       __syncwarp();  // the next block overwrites the buffers
     }
     // Merge the key warps' states: each writes (m, l, O fragment) per lane, key warp 0 combines.
-    for (int k2 = 0; k2 < 2; ++k2) {
-      l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 1);
-      l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 2);
+    for (int r = 0; r < 2; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
     constexpr int kPer = DVp / 2 + 4;  // floats per lane
     __syncthreads();                   // every warp is done with its K/V buffers
@@ -373,28 +416,28 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     red[2] = l[0];
     red[3] = l[1];
     for (int d = 0; d < DVp / 8; ++d)
-      for (int e = 0; e < 4; ++e) red[4 + d * 4 + e] = o[d][e];
+      for (int e = 0; e < 4; ++e) red[4 + d * 4 + e] = o[0][d][e];
     __syncthreads();
     if (wg != 0) return;
     float mm[2] = {neg_inf(), neg_inf()};
     for (int g = 0; g < T::kSplit; ++g) {
-      const float* r = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
-      mm[0] = fmaxf(mm[0], r[0]);
-      mm[1] = fmaxf(mm[1], r[1]);
+      const float* rd = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
+      mm[0] = fmaxf(mm[0], rd[0]);
+      mm[1] = fmaxf(mm[1], rd[1]);
     }
     const float use0 = mm[0] == neg_inf() ? 0.f : mm[0], use1 = mm[1] == neg_inf() ? 0.f : mm[1];
     l[0] = l[1] = 0.f;
-    for (int d = 0; d < DVp / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    for (int d = 0; d < DVp / 8; ++d) o[0][d][0] = o[0][d][1] = o[0][d][2] = o[0][d][3] = 0.f;
     for (int g = 0; g < T::kSplit; ++g) {
-      const float* r = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
-      const float s0 = exp2f(r[0] - use0), s1 = exp2f(r[1] - use1);
-      l[0] += r[2] * s0;
-      l[1] += r[3] * s1;
+      const float* rd = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
+      const float s0 = exp2f(rd[0] - use0), s1 = exp2f(rd[1] - use1);
+      l[0] += rd[2] * s0;
+      l[1] += rd[3] * s1;
       for (int d = 0; d < DVp / 8; ++d) {
-        o[d][0] += r[4 + d * 4] * s0;
-        o[d][1] += r[4 + d * 4 + 1] * s0;
-        o[d][2] += r[4 + d * 4 + 2] * s1;
-        o[d][3] += r[4 + d * 4 + 3] * s1;
+        o[0][d][0] += rd[4 + d * 4] * s0;
+        o[0][d][1] += rd[4 + d * 4 + 1] * s0;
+        o[0][d][2] += rd[4 + d * 4 + 2] * s1;
+        o[0][d][3] += rd[4 + d * 4 + 3] * s1;
       }
     }
     m[0] = mm[0];
@@ -406,18 +449,18 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   // Epilogue: row sums across the quad, sinks, normalization, output and LSE.
   u16* out = (u16*)p.out;
 #pragma unroll
-  for (int k2 = 0; k2 < 2; ++k2) {
-    l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 1);
-    l[k2] += __shfl_xor_sync(0xffffffffu, l[k2], 2);
-    if (row[k2] >= t.nrows) continue;
+  for (int r = 0; r < kR; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    if (row_of(r) >= t.nrows) continue;
     int i, hq;
-    row_coords<Cfg>(p, t, row[k2], i, hq);
-    float mf = m[k2], lr = l[k2], o_scale = 1.f;
+    row_coords<Cfg>(p, t, row_of(r), i, hq);
+    float mf = m[r], lr = l[r], o_scale = 1.f;
     if constexpr (Cfg::kSinks) {
       if (t.lk > 0) {  // a sequence with no keys keeps LSE -inf (spec 3.4)
         const float sink = sink_logit(p, hq) * 1.4426950408889634f;
-        mf = fmaxf(sink, m[k2]);
-        o_scale = exp2f(m[k2] - mf);
+        mf = fmaxf(sink, m[r]);
+        o_scale = exp2f(m[r] - mf);
         lr = lr * o_scale + exp2f(sink - mf);
       }
     }
@@ -427,7 +470,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     for (int d = 0; d < DVp / 8; ++d) {
       const int col = d * 8 + 2 * (lane % 4);
       if (col < T::DV)
-        *(u32*)(orow + col) = pack2<kBf16>(o[d][2 * k2] * inv, o[d][2 * k2 + 1] * inv);
+        *(u32*)(orow + col) =
+            pack2<kBf16>(o[r / 2][d][2 * (r % 2)] * inv, o[r / 2][d][2 * (r % 2) + 1] * inv);
     }
     if constexpr (Cfg::kLse) {
       if (lane % 4 == 0)

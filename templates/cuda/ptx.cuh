@@ -16,6 +16,14 @@ __device__ __forceinline__ u32 smem_addr(const void* p) {
   return r;
 }
 
+// A value the compiler cannot see through: derived addresses are then computed where they are
+// used instead of being hoisted out of the key loop into one register each.
+__device__ __forceinline__ u32 opaque(u32 x) {
+  u32 r;
+  asm volatile("mov.u32 %0, %1;\n" : "=r"(r) : "r"(x));
+  return r;
+}
+
 // 16 bytes global -> shared; src_bytes < 16 zero-fills the rest (0: all zeros, nothing read).
 __device__ __forceinline__ void cp_async_16(u32 dst, const void* src, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
