@@ -49,20 +49,27 @@ int cuda_smem_limit(const std::string& arch) {
   return 48 * 1024;
 }
 
-// Worked example (bf16, d 128, prefill on sm_90a): 128 x 64 tiles, 8 warps, Q 34 KiB + two K/V
-// stages 68 KiB = 102 KiB of shared memory. d 256: 64 x 64 (4 warps), 167 KiB; on sm_86 (99 KiB)
-// block_n drops to 32. Decode (rows <= 16): one row warp and 4 key warps, each streaming its own
-// 64-key blocks (Q 4 KiB + 4 x 34 KiB), so that a CTA keeps 4 blocks of K/V in flight.
+// Measured on an H200 (bf16, s 4k-16k, docs/PERF.md): d <= 96: 128 x 64 tiles with 4 warps of
+// 32 rows (two m16 tiles: every K/V fragment feeds two MMAs), ~200 TFLOP/s at d 64; d 128:
+// 8 warps of 16 rows, 188-193 (4 warps of 32 rows reach 211-216 at block_n 32 but spill with
+// some features and on sm_80); d > 128: 128 x 64 with 8 warps of 16 rows, 223-230 vs 122-125 for 64
+// x 64, 202 KiB of shared memory (block_n halves where the arch has less, e.g. sm_80's 163 KiB).
+// Decode (rows <= 16): one row warp and 4 key warps, each streaming its own 64-key blocks.
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) {
   const int rows = std::max(problem.rows, 1);
   const int d = std::max(key.head_dim_qk, key.head_dim_v);
   TileConfig t;
-  t.block_m = rows <= 16 ? 16 : (rows <= 64 || d > 128 ? 64 : 128);
-  t.block_n = 64;
-  // Rows per warp: 32 (two m16 tiles: every K/V fragment feeds two MMAs) where the S and O
-  // accumulators fit in registers without spills (head dims up to 96), else 16.
-  t.num_warps = t.block_m == 16 ? 4 : (t.block_m == 128 && d <= 96 ? 4 : t.block_m / 16);
-  t.num_stages = t.block_m == 16 ? 1 : 2;
+  if (rows <= 16) {
+    t.block_m = 16;
+    t.block_n = 64;
+    t.num_warps = 4;
+    t.num_stages = 1;
+  } else {
+    t.block_m = rows <= 64 ? 64 : 128;
+    t.block_n = 64;
+    t.num_warps = t.block_m == 128 && d <= 96 ? 4 : t.block_m / 16;
+    t.num_stages = 2;
+  }
   auto smem = [&](const TileConfig& c) {
     KernelKey k = key;
     k.block_m = c.block_m;
@@ -73,6 +80,10 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
   const int limit = cuda_smem_limit(key.target.cpu);
   while (smem(t) > limit && t.block_n > 16) t.block_n /= 2;
   while (smem(t) > limit && t.block_m == 16 && t.num_warps > 1) t.num_warps /= 2;
+  while (smem(t) > limit && t.block_m > 16) {
+    t.block_m /= 2;
+    t.num_warps = std::max(1, t.num_warps / 2);
+  }
   return t;
 }
 

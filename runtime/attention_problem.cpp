@@ -183,7 +183,14 @@ void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, boo
   tp.rows = p.seqlen_q * (pack ? group : 1);
   tp.head_groups = pack ? p.num_heads_k : p.num_heads;
   tp.batch = p.batch;
-  const TileConfig tiles = default_cuda_tiles(key, tp);
+  TileConfig tiles = default_cuda_tiles(key, tp);
+  const JitConfig& config = jit_config();
+  if (config.cuda_block_m > 0) {
+    tiles.block_m = config.cuda_block_m;
+    tiles.block_n = config.cuda_block_n;
+    tiles.num_warps = config.cuda_num_warps;
+    tiles.num_stages = tiles.block_m == 16 ? 1 : 2;
+  }
   key.block_m = tiles.block_m;
   key.block_n = tiles.block_n;
   key.num_warps = tiles.num_warps;

@@ -1,6 +1,7 @@
 // Parses the FLASHJIT_* environment variables once.
 #include "runtime/config.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -32,6 +33,10 @@ JitConfig read_config() {
   c.verbose = env_flag("FLASHJIT_VERBOSE");
   if (const char* d = std::getenv("FLASHJIT_DUMP_DIR")) c.dump_dir = d;
   c.disable_amx = env_flag("FLASHJIT_DISABLE_AMX");
+  if (const char* t = std::getenv("FLASHJIT_CUDA_TILES")) {
+    if (std::sscanf(t, "%d,%d,%d", &c.cuda_block_m, &c.cuda_block_n, &c.cuda_num_warps) != 3)
+      c.cuda_block_m = c.cuda_block_n = c.cuda_num_warps = 0;
+  }
   return c;
 }
 

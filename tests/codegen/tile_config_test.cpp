@@ -3,6 +3,8 @@
 // cpu_uses_amx() is true only for bf16 on a target with amx-bf16, amx-tile and avx512f.
 #include "codegen/tile_config.h"
 
+#include "codegen/generate_source.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -101,6 +103,43 @@ TEST(DefaultCpuTiles, HeadGroupBlocksForDecode) {
         const int items = batch * ((groups + t.block_h - 1) / t.block_h);
         EXPECT_TRUE(t.block_h == 1 || items >= 2 * threads) << batch << " " << groups;
         EXPECT_LE(t.block_h, std::min(groups, 8));
+      }
+}
+
+}  // namespace
+}  // namespace flashjit
+
+namespace flashjit {
+namespace {
+
+// CUDA tiles always fit the arch's shared memory, keep 16 rows per m-tile, and decode-shaped
+// calls get one row warp with key warps.
+TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
+  for (const char* arch : {"sm_80", "sm_86", "sm_89", "sm_90a"})
+    for (auto [d, dv] : std::vector<std::pair<int, int>>{
+             {64, 64}, {80, 80}, {96, 96}, {128, 128}, {192, 192}, {256, 256}, {192, 128}})
+      for (int rows : {1, 4, 16, 17, 64, 65, 4096}) {
+        KernelKey k;
+        k.backend = Backend::kCuda;
+        k.target = Target{"nvptx64-nvidia-cuda", arch, ""};
+        k.head_dim_qk = d;
+        k.head_dim_v = dv;
+        const TileConfig t = default_cuda_tiles(k, TileProblem{rows, 8, 4, 1});
+        k.block_m = t.block_m;
+        k.block_n = t.block_n;
+        k.num_warps = t.num_warps;
+        SCOPED_TRACE(std::string(arch) + " d" + std::to_string(d) + " rows " +
+                     std::to_string(rows));
+        EXPECT_LE(cuda_launch_shape(k).smem_bytes, cuda_smem_limit(arch));
+        EXPECT_EQ(t.block_m % 16, 0);
+        EXPECT_GE(t.num_warps, 1);
+        if (rows <= 16) {
+          EXPECT_EQ(t.block_m, 16);
+          EXPECT_GE(t.num_warps, 1);
+        } else {
+          EXPECT_EQ(t.block_m % (16 * t.num_warps), 0) << "rows per warp must be a multiple of 16";
+        }
+        EXPECT_NO_THROW(k.canonicalize().check_supported());
       }
 }
 
