@@ -88,6 +88,15 @@ KernelKey base_key(const AttentionProblem& p, const MaskSpec& mask, bool pack) {
   return key;
 }
 
+// What the tile heuristics see of a problem.
+TileProblem tile_problem(const AttentionProblem& p, int group, bool pack) {
+  TileProblem tp;
+  tp.rows = p.seqlen_q * (pack ? group : 1);
+  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
+  tp.batch = p.batch;
+  return tp;
+}
+
 // The kernel parameters of a problem (pointers are the caller's, on the problem's device).
 flashjit_kernel::FwdParams kernel_params(const AttentionProblem& p, const MaskSpec& mask,
                                          const KernelKey& key, int group, bool pack) {
@@ -156,10 +165,7 @@ void run_on_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, bool
   KernelKey key = base_key(p, mask, pack);
   key.backend = Backend::kCpu;
   key.target = host_cpu_target();
-  TileProblem tp;
-  tp.rows = p.seqlen_q * (pack ? group : 1);
-  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
-  tp.batch = p.batch;
+  TileProblem tp = tile_problem(p, group, pack);
   tp.threads = p.options.num_threads > 0 ? p.options.num_threads : cpu_pool_threads();
   const TileConfig tiles = default_cpu_tiles(key, tp);
   key.block_m = tiles.block_m;
@@ -179,11 +185,7 @@ void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, boo
   KernelKey key = base_key(p, mask, pack);
   key.backend = Backend::kCuda;
   key.target = Target{"nvptx64-nvidia-cuda", cuda_arch(device), ""};
-  TileProblem tp;
-  tp.rows = p.seqlen_q * (pack ? group : 1);
-  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
-  tp.batch = p.batch;
-  TileConfig tiles = default_cuda_tiles(key, tp);
+  TileConfig tiles = default_cuda_tiles(key, tile_problem(p, group, pack));
   const JitConfig& config = jit_config();
   if (config.cuda_block_m > 0) {
     tiles.block_m = config.cuda_block_m;

@@ -54,7 +54,9 @@ std::string cuda_kernel_digest(const KernelKey& key, const std::string& source) 
                                      key.to_string(), source};
   for (const EmbeddedFile& f : embedded_templates()) {
     const std::string path = f.path;
-    if (path.rfind("flashjit/cuda/", 0) != 0 && path != "flashjit/fwd_params.h") continue;
+    if (path.rfind("flashjit/cuda/", 0) != 0 && path != "flashjit/fwd_params.h" &&
+        path != "flashjit/attention_math.h")
+      continue;
     fields.push_back(path);
     fields.push_back(f.text);
   }

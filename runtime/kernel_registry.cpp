@@ -63,7 +63,9 @@ std::string cpu_kernel_digest(const KernelKey& key, const std::string& source) {
   for (const EmbeddedFile& f : embedded_templates()) {
     const std::string path = f.path;
     // NOTE: only what a CPU kernel can include, so a CUDA template edit keeps CPU entries valid.
-    if (path.rfind("flashjit/cpu/", 0) != 0 && path != "flashjit/fwd_params.h") continue;
+    if (path.rfind("flashjit/cpu/", 0) != 0 && path != "flashjit/fwd_params.h" &&
+        path != "flashjit/attention_math.h")
+      continue;
     fields.push_back(path);
     fields.push_back(f.text);
   }

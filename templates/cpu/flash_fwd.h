@@ -5,11 +5,11 @@
 
 #include "flashjit/cpu/amx_matmul.h"
 #include "flashjit/cpu/fp32_tiles.h"
-#include "flashjit/fwd_params.h"
 #include "flashjit/cpu/masks.h"
 #include "flashjit/cpu/online_softmax.h"
 #include "flashjit/cpu/simd.h"
 #include "flashjit/cpu/work_item.h"
+#include "flashjit/fwd_params.h"
 
 namespace flashjit_cpu {
 

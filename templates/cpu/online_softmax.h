@@ -3,8 +3,8 @@
 #pragma once
 
 #include "flashjit/cpu/masks.h"
-#include "flashjit/fwd_params.h"
 #include "flashjit/cpu/simd.h"
+#include "flashjit/fwd_params.h"
 
 namespace flashjit_cpu {
 
@@ -14,8 +14,7 @@ constexpr float kNegInf = -__builtin_inff();
 
 // The sink logit of query head hq as a float, whatever dtype the caller's sinks tensor has.
 inline float sink_logit(const FwdParams& p, int hq) {
-  if (p.sinks_dtype == flashjit_kernel::kSinksBFloat16)
-    return to_float(((const bf16*)p.sinks)[hq]);
+  if (p.sinks_dtype == flashjit_kernel::kSinksBFloat16) return to_float(((const bf16*)p.sinks)[hq]);
   if (p.sinks_dtype == flashjit_kernel::kSinksFloat16) return to_float(((const fp16*)p.sinks)[hq]);
   return ((const float*)p.sinks)[hq];
 }

@@ -3,6 +3,7 @@
 // positions, so they share masks and key blocks and differ only by a head offset.
 #pragma once
 
+#include "flashjit/cpu/masks.h"
 #include "flashjit/fwd_params.h"
 
 namespace flashjit_cpu {
@@ -23,41 +24,19 @@ inline bool locate(const FwdParams& p, long long w, WorkItem& it) {
   it.b = (int)(t / p.num_head_chunks);
   it.hg0 = chunk * Cfg::kBlockH;
   it.nheads = p.num_head_groups - it.hg0 < Cfg::kBlockH ? p.num_head_groups - it.hg0 : Cfg::kBlockH;
-  long long q_row0 = 0;
-  it.lq = p.seqlen_q;
-  if constexpr (Cfg::kVarlenQ) {
-    q_row0 = p.cu_seqlens_q[it.b];
-    it.lq = p.cu_seqlens_q[it.b + 1] - p.cu_seqlens_q[it.b];
-    if (p.seqused_q && p.seqused_q[it.b] < it.lq) it.lq = p.seqused_q[it.b];
-    if (it.lq < 0) it.lq = 0;
-  }
+  const Sequence s = sequence<Cfg>(p, it.b);
+  it.lq = s.lq;
+  it.lk = s.lk;
+  it.kv_b = s.kv_b;
+  it.k_row0 = s.k_row0;
   const int g = Cfg::kPackGqa ? p.group : 1;
   it.m0 = mb * Cfg::kBlockM;
   const long long rows = (long long)it.lq * g;
   if (it.m0 >= rows || it.nheads <= 0) return false;
   it.nrows = rows - it.m0 < Cfg::kBlockM ? (int)(rows - it.m0) : Cfg::kBlockM;
-  it.kv_b = it.b;
-  if (p.cache_batch_idx) {
-    const int r = p.cache_batch_idx[it.b];
-    it.kv_b = r < 0 ? 0 : (r >= p.cache_rows ? p.cache_rows - 1 : r);  // clamp: never read OOB
-  }
-  it.k_row0 = 0;
-  long long capacity = p.seqlen_k;
-  if constexpr (Cfg::kVarlenK) {
-    it.k_row0 = p.cu_seqlens_k[it.b];
-    capacity = (long long)p.cu_seqlens_k[it.b + 1] - it.k_row0;
-    if (it.k_row0 < 0) it.k_row0 = 0;
-    if (it.k_row0 + capacity > p.total_k) capacity = p.total_k - it.k_row0;
-  }
-  long long lk = capacity;
-  if constexpr (Cfg::kSequsedK) {
-    lk = p.seqused_k[it.b];
-    if (lk > capacity) lk = capacity;
-  }
-  it.lk = lk < 0 ? 0 : (int)lk;
-  it.q_base = it.b * p.q_batch_stride + q_row0 * p.q_row_stride;
-  it.o_base = it.b * p.o_batch_stride + q_row0 * p.o_row_stride;
-  it.lse_base = it.b * p.lse_batch_stride + q_row0 * p.lse_row_stride;
+  it.q_base = it.b * p.q_batch_stride + s.q_row0 * p.q_row_stride;
+  it.o_base = it.b * p.o_batch_stride + s.q_row0 * p.o_row_stride;
+  it.lse_base = it.b * p.lse_batch_stride + s.q_row0 * p.lse_row_stride;
   return true;
 }
 

@@ -4,6 +4,7 @@
 // online softmax lives in registers with exp2 and the scale folded in. Instantiated once per key.
 #pragma once
 
+#include "flashjit/attention_math.h"
 #include "flashjit/cuda/ptx.cuh"
 #include "flashjit/fwd_params.h"
 
@@ -41,34 +42,10 @@ struct Traits {
                 "the key warps' K/V buffers must hold their merged states");
 };
 
-struct Interval {
-  int lo, hi;
-};
-
-__device__ __forceinline__ long long floor_div(long long a, long long b) {
-  long long q = a / b;
-  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-// Keys visible to query i of a sequence with lq queries and lk keys (spec 3.3, bottom-right).
-template <class Cfg>
-__device__ __forceinline__ Interval visible_keys(const FwdParams& p, int i, int lq, int lk) {
-  const long long pos = (long long)i + lk - lq;
-  long long lo = 0, hi = lk;
-  if constexpr (Cfg::kCausal) hi = hi < pos + 1 ? hi : pos + 1;
-  if constexpr (Cfg::kLocal) {
-    if (p.window_left != kUnbounded && pos - p.window_left > lo) lo = pos - p.window_left;
-    if (p.window_right != kUnbounded && pos + p.window_right + 1 < hi)
-      hi = pos + p.window_right + 1;
-  }
-  if constexpr (Cfg::kChunked) {
-    const long long c0 = floor_div(pos, p.chunk) * p.chunk;
-    if (c0 > lo) lo = c0;
-    if (c0 + p.chunk < hi) hi = c0 + p.chunk;
-  }
-  if (hi < lo) hi = lo;
-  return Interval{(int)lo, (int)hi};
-}
+using flashjit_kernel::KeyInterval;
+using flashjit_kernel::Sequence;
+using flashjit_kernel::sequence;
+using flashjit_kernel::visible_keys;
 
 __device__ __forceinline__ float sink_logit(const FwdParams& p, int hq) {
   if (p.sinks_dtype == flashjit_kernel::kSinksBFloat16)
@@ -88,42 +65,20 @@ template <class Cfg>
 __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   t.b = blockIdx.z;
   t.hg = blockIdx.y;
-  long long q_row0 = 0;
-  t.lq = p.seqlen_q;
-  if constexpr (Cfg::kVarlenQ) {
-    q_row0 = p.cu_seqlens_q[t.b];
-    t.lq = p.cu_seqlens_q[t.b + 1] - p.cu_seqlens_q[t.b];
-    if (p.seqused_q && p.seqused_q[t.b] < t.lq) t.lq = p.seqused_q[t.b];
-    if (t.lq < 0) t.lq = 0;
-  }
+  const Sequence s = sequence<Cfg>(p, t.b);
+  t.lq = s.lq;
+  t.lk = s.lk;
+  t.kv_b = s.kv_b;
+  t.k_row0 = s.k_row0;
   const int g = Cfg::kPackGqa ? p.group : 1;
   t.m0 = blockIdx.x * Cfg::kBlockM;
   const long long rows = (long long)t.lq * g;
   if (t.m0 >= rows) return false;
   t.nrows = rows - t.m0 < Cfg::kBlockM ? (int)(rows - t.m0) : Cfg::kBlockM;
   t.hk = Cfg::kPackGqa ? t.hg : t.hg / p.group;
-  t.kv_b = t.b;
-  if (p.cache_batch_idx) {
-    const int r = p.cache_batch_idx[t.b];
-    t.kv_b = r < 0 ? 0 : (r >= p.cache_rows ? p.cache_rows - 1 : r);  // clamp: never read OOB
-  }
-  t.k_row0 = 0;
-  long long capacity = p.seqlen_k;
-  if constexpr (Cfg::kVarlenK) {
-    t.k_row0 = p.cu_seqlens_k[t.b];
-    capacity = (long long)p.cu_seqlens_k[t.b + 1] - t.k_row0;
-    if (t.k_row0 < 0) t.k_row0 = 0;
-    if (t.k_row0 + capacity > p.total_k) capacity = p.total_k - t.k_row0;
-  }
-  long long lk = capacity;
-  if constexpr (Cfg::kSequsedK) {
-    lk = p.seqused_k[t.b];
-    if (lk > capacity) lk = capacity;
-  }
-  t.lk = lk < 0 ? 0 : (int)lk;
-  t.q_base = t.b * p.q_batch_stride + q_row0 * p.q_row_stride;
-  t.o_base = t.b * p.o_batch_stride + q_row0 * p.o_row_stride;
-  t.lse_base = t.b * p.lse_batch_stride + q_row0 * p.lse_row_stride;
+  t.q_base = t.b * p.q_batch_stride + s.q_row0 * p.q_row_stride;
+  t.o_base = t.b * p.o_batch_stride + s.q_row0 * p.o_row_stride;
+  t.lse_base = t.b * p.lse_batch_stride + s.q_row0 * p.lse_row_stride;
   return true;
 }
 
@@ -204,8 +159,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   int i_first, i_last, hq_unused;
   row_coords<Cfg>(p, t, 0, i_first, hq_unused);
   row_coords<Cfg>(p, t, t.nrows - 1, i_last, hq_unused);
-  const Interval first = visible_keys<Cfg>(p, i_first, t.lq, t.lk);
-  const Interval last = visible_keys<Cfg>(p, i_last, t.lq, t.lk);
+  const KeyInterval first = visible_keys<Cfg>(p, i_first, t.lq, t.lk);
+  const KeyInterval last = visible_keys<Cfg>(p, i_last, t.lq, t.lk);
   const int n_lo = first.lo, n_hi = last.hi;
   const int max_lo = last.lo, min_hi = first.hi;
 
@@ -214,7 +169,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   // rather than kept: registers are what limits the tile size.
   auto row_of = [&](int r) { return (wm * kMT + r / 2) * 16 + lane / 4 + (r % 2) * 8; };
   auto interval_of = [&](int r) {
-    if (row_of(r) >= t.nrows) return Interval{0, 0};
+    if (row_of(r) >= t.nrows) return KeyInterval{0, 0};
     int i, hq;
     row_coords<Cfg>(p, t, row_of(r), i, hq);
     return visible_keys<Cfg>(p, i, t.lq, t.lk);
@@ -299,7 +254,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     if (!(n0 >= max_lo && n0 + BN <= min_hi)) {  // a block some row sees only in part
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        const Interval iv = interval_of(r);
+        const KeyInterval iv = interval_of(r);
 #pragma unroll
         for (int n = 0; n < BN / 8; ++n)
 #pragma unroll

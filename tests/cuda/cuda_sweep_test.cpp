@@ -23,16 +23,7 @@ class CudaSweep : public ::testing::TestWithParam<AttentionCase> {
   }
 };
 
-TEST_P(CudaSweep, MatchesReference) {
-  const AttentionCase& c = GetParam();
-  const CaseResult r = run_case(c);
-  EXPECT_EQ(r.unwritten, 0) << "valid output elements left unwritten";
-  EXPECT_LE(r.max_err, r.tolerance) << "baseline error " << r.baseline_err;
-  if (c.lse) {
-    EXPECT_EQ(r.lse_mismatch, 0) << "infinite LSE values differ from the reference";
-    EXPECT_LE(r.lse_err, r.lse_tolerance);
-  }
-}
+TEST_P(CudaSweep, MatchesReference) { expect_matches_reference(GetParam()); }
 
 std::vector<AttentionCase> level(int n) {
   return test_level() >= n ? sweep_cases(cuda_target(), n) : std::vector<AttentionCase>{};

@@ -2,6 +2,7 @@
 #include "reference/attention_case.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -399,6 +400,16 @@ CaseResult run_case(const AttentionCase& c) {
   res.tolerance = (c.softcap > 0 ? 3 : 2) * res.baseline_err + 2 * noise + 1e-6;
   if (res.lse_tolerance == 0) res.lse_tolerance = 2e-4;
   return res;
+}
+
+void expect_matches_reference(const AttentionCase& c) {
+  const CaseResult r = run_case(c);
+  EXPECT_EQ(r.unwritten, 0) << "valid output elements left unwritten";
+  EXPECT_LE(r.max_err, r.tolerance) << "baseline error " << r.baseline_err;
+  if (c.lse) {
+    EXPECT_EQ(r.lse_mismatch, 0) << "infinite LSE values differ from the reference";
+    EXPECT_LE(r.lse_err, r.lse_tolerance);
+  }
 }
 
 }  // namespace flashjit::testing

@@ -58,4 +58,8 @@ struct CaseResult {
 
 CaseResult run_case(const AttentionCase& c);
 
+// Runs the case and checks it with GoogleTest expectations: every valid output element written,
+// the output within FA3's tolerance, and (when requested) the LSE.
+void expect_matches_reference(const AttentionCase& c);
+
 }  // namespace flashjit::testing

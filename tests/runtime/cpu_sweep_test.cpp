@@ -10,16 +10,7 @@ namespace {
 
 class CpuSweep : public ::testing::TestWithParam<AttentionCase> {};
 
-TEST_P(CpuSweep, MatchesReference) {
-  const AttentionCase& c = GetParam();
-  const CaseResult r = run_case(c);
-  EXPECT_EQ(r.unwritten, 0) << "valid output elements left unwritten";
-  EXPECT_LE(r.max_err, r.tolerance) << "baseline error " << r.baseline_err;
-  if (c.lse) {
-    EXPECT_EQ(r.lse_mismatch, 0) << "infinite LSE values differ from the reference";
-    EXPECT_LE(r.lse_err, r.lse_tolerance);
-  }
-}
+TEST_P(CpuSweep, MatchesReference) { expect_matches_reference(GetParam()); }
 
 std::vector<AttentionCase> level(int n) {
   return test_level() >= n ? sweep_cases(SweepTarget{}, n) : std::vector<AttentionCase>{};
