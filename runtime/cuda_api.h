@@ -43,7 +43,15 @@ namespace flashjit::cuda {
   X(cuEventRecord, "cuEventRecord")                       \
   X(cuEventSynchronize, "cuEventSynchronize")             \
   X(cuEventElapsedTime, "cuEventElapsedTime_v2")          \
-  X(cuEventDestroy, "cuEventDestroy_v2")
+  X(cuEventDestroy, "cuEventDestroy_v2")                  \
+  X(cuStreamCreate, "cuStreamCreate")                     \
+  X(cuStreamDestroy, "cuStreamDestroy_v2")                \
+  X(cuStreamBeginCapture, "cuStreamBeginCapture_v2")      \
+  X(cuStreamEndCapture, "cuStreamEndCapture")             \
+  X(cuGraphInstantiate, "cuGraphInstantiateWithFlags")    \
+  X(cuGraphLaunch, "cuGraphLaunch")                       \
+  X(cuGraphExecDestroy, "cuGraphExecDestroy")             \
+  X(cuGraphDestroy, "cuGraphDestroy")
 
 #define FLASHJIT_NVRTC_FUNCTIONS(X)                   \
   X(nvrtcVersion, "nvrtcVersion")                     \

@@ -16,6 +16,8 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   "$build/tests/cuda/flashjit_cuda_tests" --gtest_output="json:$out/cuda_tests.json" "$@" \
     >"$out/cuda_tests.log" 2>&1 || status=1
   grep -E "PASSED|FAILED|SKIPPED|tests ran" "$out/cuda_tests.log" | tail -40
+  "$build/tests/cuda/flashjit_cuda_launch_tests" >"$out/cuda_launch_tests.log" 2>&1 || status=1
+  grep -E "PASSED|FAILED|SKIPPED|Failure" "$out/cuda_launch_tests.log" | tail -10
 fi
 if [ "$what" = memcheck ] || [ "$what" = all ]; then
   sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"

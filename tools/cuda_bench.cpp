@@ -1,8 +1,8 @@
 // flashjit_cuda_bench: flashjit's CUDA kernels on the shapes of docs/PERF.md, timed with CUDA
 // events (median of 20 runs after 3 warm-ups), one JSON line per result for
 // tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
-// --quick: smaller; --prefill-only; --d N: one head dim; --load-probe: (internal) report
-// cache-hit load times from a warm cache.
+// --quick: smaller; --prefill-only; --decode-only; --d N: one head dim; --load-probe: (internal)
+// report cache-hit load times from a warm cache.
 #include <unistd.h>
 
 #include <algorithm>
@@ -155,12 +155,13 @@ void decode(int b, int sk, int page, bool probe, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, probe = false, prefill_only = false;
+  bool quick = false, probe = false, prefill_only = false, decode_only = false;
   int only_d = 0;
   for (int i = 1; i < argc; ++i) {
     quick |= std::strcmp(argv[i], "--quick") == 0;
     probe |= std::strcmp(argv[i], "--load-probe") == 0;
     prefill_only |= std::strcmp(argv[i], "--prefill-only") == 0;
+    decode_only |= std::strcmp(argv[i], "--decode-only") == 0;
     if (std::strcmp(argv[i], "--d") == 0 && i + 1 < argc) only_d = std::atoi(argv[++i]);
   }
   std::string why;
@@ -182,13 +183,14 @@ int main(int argc, char** argv) {
   try {
     for (int d : {64, 128, 256})
       for (int s : {1024, 4096, 16384}) {
-        if ((quick && s > 1024) || (only_d && d != only_d)) continue;
+        if ((quick && s > 1024) || (only_d && d != only_d) || decode_only) continue;
         for (bool causal : {false, true})
           prefill(d, probe ? 128 : s, probe ? 1 : 16384 / s, 2048 / d, 2048 / d, causal, probe,
                   reps);
         if (probe) break;
       }
-    if (!probe && (!only_d || only_d == 128)) prefill(128, 4096, 4, 32, 8, true, false, reps);
+    if (!probe && !decode_only && (!only_d || only_d == 128))
+      prefill(128, 4096, 4, 32, 8, true, false, reps);
     if (prefill_only) return 0;
     const std::vector<std::pair<int, int>> shapes = {
         {1, 8192}, {8, 8192}, {64, 4096}, {128, 8192}, {16, 32768}};

@@ -1,0 +1,152 @@
+// The CUDA launch path: a warm kernel launches inside CUDA-graph capture (no compile, no
+// allocation, no synchronization) and the replayed graph gives the same bits; a call that would
+// have to compile while its stream is captured fails naming the key; CUDA-specific usage errors.
+// Skips without a GPU. Has its own main: the kernel cache must be fresh for the capture test.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "flashjit/flashjit.h"
+#include "reference/device_mirrors.h"
+#include "runtime/cuda_api.h"
+
+namespace flashjit {
+namespace {
+
+using ::testing::HasSubstr;
+const Device kGpu{DeviceType::kCUDA, 0};
+
+// A small bf16 kvcache problem in device memory.
+struct Problem {
+  int b = 2, s = 3, h = 4, hk = 2, d = 64, sk = 96;
+  CUdeviceptr q = 0, k = 0, v = 0, out = 0;
+  explicit Problem(int head_dim) : d(head_dim) {
+    std::mt19937 rng(3);
+    auto fill = [&](CUdeviceptr& ptr, size_t n) {
+      std::vector<uint16_t> host(n);
+      for (uint16_t& x : host) x = static_cast<uint16_t>(0x3c00 + rng() % 512 - 256);
+      FLASHJIT_CU(cuMemAlloc(&ptr, n * 2));
+      FLASHJIT_CU(cuMemcpyHtoD(ptr, host.data(), n * 2));
+    };
+    fill(q, size_t(b) * s * h * d);
+    fill(k, size_t(b) * sk * hk * d);
+    fill(v, size_t(b) * sk * hk * d);
+    fill(out, size_t(b) * s * h * d);
+  }
+  ~Problem() {
+    for (CUdeviceptr p : {q, k, v, out}) cuda::driver()->cuMemFree(p);
+  }
+  KvcacheArgs args(void* stream) const {
+    KvcacheArgs a;
+    a.q = Tensor::contiguous(reinterpret_cast<void*>(q), DType::kBFloat16, {b, s, h, d}, kGpu);
+    a.k_cache =
+        Tensor::contiguous(reinterpret_cast<void*>(k), DType::kBFloat16, {b, sk, hk, d}, kGpu);
+    a.v_cache =
+        Tensor::contiguous(reinterpret_cast<void*>(v), DType::kBFloat16, {b, sk, hk, d}, kGpu);
+    a.out = Tensor::contiguous(reinterpret_cast<void*>(out), DType::kBFloat16, {b, s, h, d}, kGpu);
+    a.causal = true;
+    a.options.stream = stream;
+    return a;
+  }
+  std::vector<uint16_t> output() const {
+    std::vector<uint16_t> host(size_t(b) * s * h * d);
+    FLASHJIT_CU(cuCtxSynchronize());
+    FLASHJIT_CU(cuMemcpyDtoH(host.data(), out, host.size() * 2));
+    return host;
+  }
+};
+
+class CudaLaunch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+    testing::DeviceMirrors context(kGpu);  // makes the primary context current
+    FLASHJIT_CU(cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING));
+  }
+  void TearDown() override {
+    if (stream_) cuda::driver()->cuStreamDestroy(stream_);
+  }
+  CUstream stream_ = nullptr;
+};
+
+TEST_F(CudaLaunch, CompilingDuringCaptureIsAnErrorNamingTheKey) {
+  Problem p(80);  // a head dim no other test in this process uses: its kernel is not loaded
+  KvcacheArgs a = p.args(stream_);
+  a.softcap = 30;
+  FLASHJIT_CU(cuStreamBeginCapture(stream_, CU_STREAM_CAPTURE_MODE_RELAXED));
+  try {
+    flash_attn_with_kvcache(a);
+    ADD_FAILURE() << "the call compiled a kernel during capture";
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("captured"));
+    EXPECT_THAT(e.what(), HasSubstr("fa_fwd_cuda"));
+  }
+  CUgraph graph = nullptr;
+  FLASHJIT_CU(cuStreamEndCapture(stream_, &graph));
+  if (graph) cuda::driver()->cuGraphDestroy(graph);
+  flash_attn_with_kvcache(a);  // outside capture the same call compiles and runs
+  FLASHJIT_CU(cuStreamSynchronize(stream_));
+}
+
+TEST_F(CudaLaunch, WarmKernelIsCapturedIntoAGraphAndReplaysBitwise) {
+  Problem p(64);
+  const KvcacheArgs a = p.args(stream_);
+  flash_attn_with_kvcache(a);  // compiles (or loads) and runs
+  const std::vector<uint16_t> expected = p.output();
+  FLASHJIT_CU(cuMemsetD8(p.out, 0xff, expected.size() * 2));  // poison
+  const CacheStats before = cache_stats();
+  FLASHJIT_CU(cuStreamBeginCapture(stream_, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  flash_attn_with_kvcache(a);
+  CUgraph graph = nullptr;
+  FLASHJIT_CU(cuStreamEndCapture(stream_, &graph));
+  ASSERT_NE(graph, nullptr);
+  EXPECT_EQ(cache_stats().compiles, before.compiles);
+  CUgraphExec exec = nullptr;
+  FLASHJIT_CU(cuGraphInstantiate(&exec, graph, 0));
+  FLASHJIT_CU(cuGraphLaunch(exec, stream_));
+  FLASHJIT_CU(cuStreamSynchronize(stream_));
+  EXPECT_EQ(p.output(), expected);
+  cuda::driver()->cuGraphExecDestroy(exec);
+  cuda::driver()->cuGraphDestroy(graph);
+}
+
+template <typename E>
+void expect_error(const KvcacheArgs& a, const std::vector<std::string>& parts) {
+  try {
+    flash_attn_with_kvcache(a);
+    ADD_FAILURE() << "no error";
+  } catch (const E& e) {
+    for (const std::string& part : parts) EXPECT_THAT(e.what(), HasSubstr(part));
+  }
+}
+
+TEST_F(CudaLaunch, UsageErrors) {
+  Problem p(64);
+  KvcacheArgs host_q = p.args(stream_);
+  std::vector<uint16_t> host(size_t(p.b) * p.s * p.h * p.d);
+  host_q.q.data = host.data();  // host memory in a CUDA tensor
+  expect_error<UsageError>(host_q, {"q", "device memory"});
+  KvcacheArgs misaligned = p.args(stream_);
+  misaligned.q.data = reinterpret_cast<char*>(misaligned.q.data) + 2;
+  expect_error<UsageError>(misaligned, {"q", "aligned to 16 bytes"});
+  KvcacheArgs fp32 = p.args(stream_);
+  fp32.q.dtype = fp32.k_cache.dtype = fp32.v_cache.dtype = fp32.out.dtype = DType::kFloat32;
+  expect_error<UsageError>(fp32, {"dtype_q", "fp16 or bf16 on the CUDA backend", "fp32"});
+  // The process stays usable.
+  flash_attn_with_kvcache(p.args(stream_));
+  FLASHJIT_CU(cuStreamSynchronize(stream_));
+}
+
+}  // namespace
+}  // namespace flashjit
+
+int main(int argc, char** argv) {
+  char dir[] = "/tmp/flashjit-capture-test-XXXXXX";
+  if (mkdtemp(dir)) setenv("FLASHJIT_CACHE_DIR", dir, 1);  // nothing precompiled
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
