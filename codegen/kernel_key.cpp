@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "codegen/tile_config.h"
 #include "flashjit/error.h"
 
 namespace flashjit {
@@ -144,6 +145,8 @@ void KernelKey::check_supported() const {
   } else {
     FLASHJIT_CHECK(block_n > 0 && block_n % 16 == 0 && block_n <= 128)
         << "block_n: expected a multiple of 16 in [16, 128], got " << block_n;
+    const std::string unfit = cuda_tiles_unfit(*this);
+    FLASHJIT_CHECK(unfit.empty()) << unfit;
   }
   FLASHJIT_CHECK(block_h >= 1 && block_h <= 16)
       << "block_h: expected a value in [1, 16], got " << block_h;

@@ -3,6 +3,8 @@
 
 #include "codegen/generate_source.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace flashjit {
@@ -49,20 +51,53 @@ int cuda_smem_limit(const std::string& arch) {
   return 48 * 1024;
 }
 
+namespace {
+// The key warps of a decode tile merge their softmax states through their K/V buffers.
+bool merge_fits(const KernelKey& key) {
+  if (key.block_m != 16 || key.num_warps <= 1) return true;
+  const int dp = round_up(key.head_dim_qk, 16), dvp = round_up(key.head_dim_v, 16);
+  return key.block_n * (dp + 8 + dvp + 8) * 2 >= 32 * (dvp / 2 + 4) * 4;
+}
+}  // namespace
+
+std::string cuda_tiles_unfit(const KernelKey& key) {
+  const int max_warps = key.block_m == 16 ? 16 : 8;
+  if (key.num_warps < 1 || key.num_warps > max_warps)
+    return fmt::format("num_warps: expected 1 to {} for block_m {}, got {}", max_warps,
+                       key.block_m, key.num_warps);
+  if (key.block_m > 16 && (key.block_m / 16) % key.num_warps != 0)
+    return fmt::format("num_warps: expected a divisor of block_m / 16 = {}, got {}",
+                       key.block_m / 16, key.num_warps);
+  if (!merge_fits(key))
+    return fmt::format(
+        "block_n: {} keys per warp cannot hold the merged decode state of head_dim_v {}",
+        key.block_n, key.head_dim_v);
+  const int smem = cuda_launch_shape(key).smem_bytes, limit = cuda_smem_limit(key.target.cpu);
+  if (smem > limit)
+    return fmt::format("shared memory: tiles {}x{} with {} warps need {} bytes, {} allows {}",
+                       key.block_m, key.block_n, key.num_warps, smem, key.target.cpu, limit);
+  return "";
+}
+
 // Measured on an H200 (bf16, s 4k-16k, docs/PERF.md): d <= 96: 128 x 64 tiles with 4 warps of
 // 32 rows (two m16 tiles: every K/V fragment feeds two MMAs), ~200 TFLOP/s at d 64; d 128:
 // 8 warps of 16 rows, 188-193 (4 warps of 32 rows reach 211-216 at block_n 32 but spill with
 // some features and on sm_80); d > 128: 128 x 64 with 8 warps of 16 rows, 223-230 vs 122-125 for 64
 // x 64, 202 KiB of shared memory (block_n halves where the arch has less, e.g. sm_80's 163 KiB).
-// Decode (rows <= 16): one row warp and 4 key warps, each streaming its own 64-key blocks.
+// Decode (rows <= 16) is bandwidth-bound: one row warp and many key warps, each streaming its own
+// 16-key blocks, keep the most loads in flight. H200, d 128, GQA 32/8, paged: 16 warps x 16 keys
+// 2.6-2.7 TB/s at B 16-128 (1.3 at B 8); 8 x 16: 1.7-2.7; 8 x 32: 2.0; 4 x 64: 1.2. Head dims
+// above 128 keep 8 warps: 16 warps of 512 threads leave 128 registers, too few for their O (and
+// at d 80 ptxas spills a few bytes under that cap).
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) {
   const int rows = std::max(problem.rows, 1);
   const int d = std::max(key.head_dim_qk, key.head_dim_v);
   TileConfig t;
   if (rows <= 16) {
     t.block_m = 16;
-    t.block_n = 64;
-    t.num_warps = 4;
+    t.block_n = 16;
+    const int dvp = round_up(key.head_dim_v, 16);
+    t.num_warps = dvp <= 128 && dvp % 32 == 0 ? 16 : 8;
     t.num_stages = 1;
   } else {
     t.block_m = rows <= 64 ? 64 : 128;
@@ -70,16 +105,18 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     t.num_warps = t.block_m == 128 && d <= 96 ? 4 : t.block_m / 16;
     t.num_stages = 2;
   }
-  auto smem = [&](const TileConfig& c) {
+  auto with = [&](const TileConfig& c) {
     KernelKey k = key;
     k.block_m = c.block_m;
     k.block_n = c.block_n;
     k.num_warps = c.num_warps;
-    return cuda_launch_shape(k).smem_bytes;
+    return k;
   };
+  auto smem = [&](const TileConfig& c) { return cuda_launch_shape(with(c)).smem_bytes; };
+  while (!merge_fits(with(t)) && t.block_n < 128) t.block_n *= 2;
   const int limit = cuda_smem_limit(key.target.cpu);
-  while (smem(t) > limit && t.block_n > 16) t.block_n /= 2;
   while (smem(t) > limit && t.block_m == 16 && t.num_warps > 1) t.num_warps /= 2;
+  while (smem(t) > limit && t.block_n > 16) t.block_n /= 2;
   while (smem(t) > limit && t.block_m > 16) {
     t.block_m /= 2;
     t.num_warps = std::max(1, t.num_warps / 2);

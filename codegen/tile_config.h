@@ -32,7 +32,12 @@ TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem);
 // Dynamic shared memory a CTA may use on a CUDA arch ("sm_80", "sm_90a", ...).
 int cuda_smem_limit(const std::string& arch);
 
-// CUDA tiles for a key whose target.cpu is the arch; fits cuda_smem_limit().
+// Why the CUDA template cannot instantiate the key's tiles (block_m, block_n, num_warps) on its
+// target arch, or "" when it can. Mirrors the static_asserts of templates/cuda/flash_fwd.cuh so
+// that a bad tile config is a usage error before any compile.
+std::string cuda_tiles_unfit(const KernelKey& key);
+
+// CUDA tiles for a key whose target.cpu is the arch; cuda_tiles_unfit() is "" for them.
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem);
 
 }  // namespace flashjit

@@ -198,6 +198,12 @@ void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, boo
   key.num_warps = tiles.num_warps;
   key.num_stages = tiles.num_stages;
   key = key.canonicalize();
+  if (config.cuda_block_m > 0) {
+    const std::string unfit = cuda_tiles_unfit(key);
+    FLASHJIT_CHECK(unfit.empty()) << "FLASHJIT_CUDA_TILES=" << config.cuda_block_m << ","
+                                  << config.cuda_block_n << "," << config.cuda_num_warps
+                                  << " does not fit this call: " << unfit;
+  }
   key.check_supported();
   const flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
   FLASHJIT_CHECK(p.batch <= 65535)

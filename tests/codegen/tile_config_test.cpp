@@ -5,11 +5,13 @@
 
 #include "codegen/generate_source.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "flashjit/error.h"
 #include "key_variants.h"
 
 namespace flashjit {
@@ -117,7 +119,7 @@ namespace {
 TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
   for (const char* arch : {"sm_80", "sm_86", "sm_89", "sm_90a"})
     for (auto [d, dv] : std::vector<std::pair<int, int>>{
-             {64, 64}, {80, 80}, {96, 96}, {128, 128}, {192, 192}, {256, 256}, {192, 128}})
+             {64, 64}, {80, 80}, {96, 96}, {128, 128}, {192, 192}, {256, 256}, {192, 128}, {64, 256}})
       for (int rows : {1, 4, 16, 17, 64, 65, 4096}) {
         KernelKey k;
         k.backend = Backend::kCuda;
@@ -131,6 +133,7 @@ TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
         SCOPED_TRACE(std::string(arch) + " d" + std::to_string(d) + " rows " +
                      std::to_string(rows));
         EXPECT_LE(cuda_launch_shape(k).smem_bytes, cuda_smem_limit(arch));
+        EXPECT_EQ(cuda_tiles_unfit(k), "");
         EXPECT_EQ(t.block_m % 16, 0);
         EXPECT_GE(t.num_warps, 1);
         if (rows <= 16) {
@@ -141,6 +144,42 @@ TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
         }
         EXPECT_NO_THROW(k.canonicalize().check_supported());
       }
+}
+
+// Tiles the CUDA template cannot instantiate are refused up front, naming the limit.
+TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
+  KernelKey k;
+  k.backend = Backend::kCuda;
+  k.target = Target{"nvptx64-nvidia-cuda", "sm_90a", ""};
+  k.head_dim_qk = k.head_dim_v = 128;
+  auto unfit = [&](int bm, int bn, int warps) {
+    KernelKey t = k;
+    t.block_m = bm;
+    t.block_n = bn;
+    t.num_warps = warps;
+    return cuda_tiles_unfit(t);
+  };
+  EXPECT_EQ(unfit(16, 16, 16), "");
+  EXPECT_EQ(unfit(128, 64, 8), "");
+  EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("shared memory: tiles 16x64 with 8 warps"));
+  EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("sm_90a allows 232448"));
+  EXPECT_THAT(unfit(64, 64, 3), ::testing::HasSubstr("num_warps: expected a divisor of"));
+  EXPECT_THAT(unfit(128, 64, 16), ::testing::HasSubstr("num_warps: expected 1 to 8"));
+  EXPECT_THAT(unfit(16, 16, 32), ::testing::HasSubstr("num_warps: expected 1 to 16"));
+  k.head_dim_qk = 64;
+  k.head_dim_v = 256;
+  EXPECT_THAT(unfit(16, 16, 8), ::testing::HasSubstr("merged decode state of head_dim_v 256"));
+  EXPECT_EQ(unfit(16, 32, 8), "");
+  KernelKey bad = k;
+  bad.block_m = 16;
+  bad.block_n = 64;
+  bad.num_warps = 16;
+  try {
+    bad.canonicalize().check_supported();
+    ADD_FAILURE() << "expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("shared memory"));
+  }
 }
 
 }  // namespace
