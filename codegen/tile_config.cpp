@@ -63,8 +63,8 @@ bool merge_fits(const KernelKey& key) {
 std::string cuda_tiles_unfit(const KernelKey& key) {
   const int max_warps = key.block_m == 16 ? 16 : 8;
   if (key.num_warps < 1 || key.num_warps > max_warps)
-    return fmt::format("num_warps: expected 1 to {} for block_m {}, got {}", max_warps,
-                       key.block_m, key.num_warps);
+    return fmt::format("num_warps: expected 1 to {} for block_m {}, got {}", max_warps, key.block_m,
+                       key.num_warps);
   if (key.block_m > 16 && (key.block_m / 16) % key.num_warps != 0)
     return fmt::format("num_warps: expected a divisor of block_m / 16 = {}, got {}",
                        key.block_m / 16, key.num_warps);

@@ -118,8 +118,14 @@ namespace {
 // calls get one row warp with key warps.
 TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
   for (const char* arch : {"sm_80", "sm_86", "sm_89", "sm_90a"})
-    for (auto [d, dv] : std::vector<std::pair<int, int>>{
-             {64, 64}, {80, 80}, {96, 96}, {128, 128}, {192, 192}, {256, 256}, {192, 128}, {64, 256}})
+    for (auto [d, dv] : std::vector<std::pair<int, int>>{{64, 64},
+                                                         {80, 80},
+                                                         {96, 96},
+                                                         {128, 128},
+                                                         {192, 192},
+                                                         {256, 256},
+                                                         {192, 128},
+                                                         {64, 256}})
       for (int rows : {1, 4, 16, 17, 64, 65, 4096}) {
         KernelKey k;
         k.backend = Backend::kCuda;
