@@ -95,46 +95,69 @@ __device__ __forceinline__ void row_coords(const FwdParams& p, const Tile& t, in
   }
 }
 
-// Element offset of key j's row (head hk) in K or V.
+// Element offsets of key j's rows (head hk) in K and V: one page-table lookup serves both.
 template <class Cfg>
-__device__ __forceinline__ long long kv_row(const FwdParams& p, const Tile& t, int j,
-                                            long long batch_stride, long long row_stride,
-                                            long long head_stride) {
+__device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j, long long& k_ofs,
+                                        long long& v_ofs) {
   if constexpr (Cfg::kPagedKV) {
     int page = p.page_table[t.kv_b * p.page_table_stride + j / p.page_size];
     page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // clamp: never OOB
-    return page * batch_stride + (long long)(j % p.page_size) * row_stride + t.hk * head_stride;
+    const long long in_page = j % p.page_size;
+    k_ofs = page * p.k_batch_stride + in_page * p.k_row_stride + t.hk * p.k_head_stride;
+    v_ofs = page * p.v_batch_stride + in_page * p.v_row_stride + t.hk * p.v_head_stride;
   } else {
-    return t.kv_b * batch_stride + (t.k_row0 + j) * row_stride + t.hk * head_stride;
+    const long long row = t.k_row0 + j;
+    k_ofs = t.kv_b * p.k_batch_stride + row * p.k_row_stride + t.hk * p.k_head_stride;
+    v_ofs = t.kv_b * p.v_batch_stride + row * p.v_row_stride + t.hk * p.v_head_stride;
   }
 }
 
 // Issues the cp.async copies of keys [n0, n0 + BN) of K and V into one stage; keys at or past
-// n_end and the head-dim padding are zero-filled without reading.
-template <class Cfg>
+// n_end and the head-dim padding are zero-filled without reading. kN threads (tid < kN) share the
+// work: where kN is a multiple of the 16-byte chunks per row, each thread keeps one chunk column
+// and walks the rows, so that a key's K and V rows share one address computation (decode is bound
+// by instruction issue as much as by DRAM).
+template <class Cfg, int kN>
 __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n0, int n_end,
-                                        u16* sk, u16* sv, int tid, int nthreads) {
+                                        u16* sk, u16* sv, int tid) {
   using T = Traits<Cfg>;
   const u16* k = (const u16*)p.k;
   const u16* v = (const u16*)p.v;
   constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
-  for (int c = tid; c < T::BN * kChunksK; c += nthreads) {
-    const int r = c / kChunksK, ch = c % kChunksK;
-    const bool valid = n0 + r < n_end && ch * 8 < T::D;
-    const u16* src =
-        valid ? k + kv_row<Cfg>(p, t, n0 + r, p.k_batch_stride, p.k_row_stride, p.k_head_stride) +
-                    ch * 8
-              : k;
-    cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), src, valid ? 16 : 0);
-  }
-  for (int c = tid; c < T::BN * kChunksV; c += nthreads) {
-    const int r = c / kChunksV, ch = c % kChunksV;
-    const bool valid = n0 + r < n_end && ch * 8 < T::DV;
-    const u16* src =
-        valid ? v + kv_row<Cfg>(p, t, n0 + r, p.v_batch_stride, p.v_row_stride, p.v_head_stride) +
-                    ch * 8
-              : v;
-    cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), src, valid ? 16 : 0);
+  if constexpr (kChunksK == kChunksV && kN % kChunksK == 0) {
+    constexpr int kStep = kN / kChunksK;
+    const int ch = tid % kChunksK;
+    const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
+#pragma unroll
+    for (int i = 0; i < (T::BN + kStep - 1) / kStep; ++i) {
+      const int r = tid / kChunksK + i * kStep;
+      if (T::BN % kStep != 0 && r >= T::BN) break;
+      const bool row = n0 + r < n_end;
+      long long k_ofs = 0, v_ofs = 0;
+      if (row) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
+      const bool kv = row && k_col, vv = row && v_col;
+      cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), kv ? k + k_ofs + ch * 8 : k,
+                  kv ? 16 : 0);
+      cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), vv ? v + v_ofs + ch * 8 : v,
+                  vv ? 16 : 0);
+    }
+  } else {
+    for (int c = tid; c < T::BN * kChunksK; c += kN) {
+      const int r = c / kChunksK, ch = c % kChunksK;
+      const bool valid = n0 + r < n_end && ch * 8 < T::D;
+      long long k_ofs = 0, v_ofs = 0;
+      if (valid) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
+      cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), valid ? k + k_ofs + ch * 8 : k,
+                  valid ? 16 : 0);
+    }
+    for (int c = tid; c < T::BN * kChunksV; c += kN) {
+      const int r = c / kChunksV, ch = c % kChunksV;
+      const bool valid = n0 + r < n_end && ch * 8 < T::DV;
+      long long k_ofs = 0, v_ofs = 0;
+      if (valid) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
+      cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), valid ? v + v_ofs + ch * 8 : v,
+                  valid ? 16 : 0);
+    }
   }
 }
 
@@ -327,7 +350,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   };
 
   if constexpr (T::kSplit == 1) {
-    if (nblocks > 0) load_kv<Cfg>(p, t, n_lo, n_hi, sk, sv, threadIdx.x, T::kThreads);
+    if (nblocks > 0) load_kv<Cfg, T::kThreads>(p, t, n_lo, n_hi, sk, sv, threadIdx.x);
     cp_async_commit();
     for (int blk = 0; blk < nblocks; ++blk) {
       const int n0 = n_lo + blk * BN;
@@ -335,8 +358,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       cp_async_wait_all();
       __syncthreads();  // this stage has landed; every warp is done with the other one
       if (blk + 1 < nblocks) {
-        load_kv<Cfg>(p, t, n0 + BN, n_hi, sk + (stage ^ 1) * T::kKElems,
-                     sv + (stage ^ 1) * T::kVElems, threadIdx.x, T::kThreads);
+        load_kv<Cfg, T::kThreads>(p, t, n0 + BN, n_hi, sk + (stage ^ 1) * T::kKElems,
+                                  sv + (stage ^ 1) * T::kVElems, threadIdx.x);
         cp_async_commit();
       }
       process(sk + stage * T::kKElems, sv + stage * T::kVElems, n0);
@@ -351,7 +374,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     u16* my_v = my_k + T::kKElems;
     for (int blk = wg; blk < nblocks; blk += T::kSplit) {
       const int n0 = n_lo + blk * BN;
-      load_kv<Cfg>(p, t, n0, n_hi, my_k, my_v, lane, 32);
+      load_kv<Cfg, 32>(p, t, n0, n_hi, my_k, my_v, lane);
       cp_async_commit();
       cp_async_wait_all();
       __syncwarp();
