@@ -112,6 +112,45 @@ __device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j
   }
 }
 
+// Key rows j0, j0 + step, ... in order: a paged cache's table is read at page crossings only.
+template <class Cfg>
+struct KvRowWalk {
+  int page_idx = 0, in_page = 0, cached = -1, page = 0;
+  __device__ __forceinline__ KvRowWalk(const FwdParams& p, int j0) {
+    if constexpr (Cfg::kPagedKV) {
+      page_idx = j0 / p.page_size;
+      in_page = j0 - page_idx * p.page_size;
+    }
+  }
+  // Offsets of row j, the walk's current row; only for rows below the key count, so that the
+  // table is read where the host checked it.
+  __device__ __forceinline__ void offsets(const FwdParams& p, const Tile& t, int j,
+                                          long long& k_ofs, long long& v_ofs) {
+    if constexpr (Cfg::kPagedKV) {
+      if (page_idx != cached) {
+        page = p.page_table[t.kv_b * p.page_table_stride + page_idx];
+        page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // never OOB
+        cached = page_idx;
+      }
+      k_ofs =
+          page * p.k_batch_stride + (long long)in_page * p.k_row_stride + t.hk * p.k_head_stride;
+      v_ofs =
+          page * p.v_batch_stride + (long long)in_page * p.v_row_stride + t.hk * p.v_head_stride;
+    } else {
+      kv_rows<Cfg>(p, t, j, k_ofs, v_ofs);
+    }
+  }
+  __device__ __forceinline__ void advance(const FwdParams& p, int step) {
+    if constexpr (Cfg::kPagedKV) {
+      in_page += step;
+      if (in_page >= p.page_size) {
+        page_idx += in_page / p.page_size;
+        in_page %= p.page_size;
+      }
+    }
+  }
+};
+
 // Issues the cp.async copies of keys [n0, n0 + BN) of K and V into one stage; keys at or past
 // n_end and the head-dim padding are zero-filled without reading. kN threads (tid < kN) share the
 // work: where kN is a multiple of the 16-byte chunks per row, each thread keeps one chunk column
@@ -128,13 +167,15 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
     constexpr int kStep = kN / kChunksK;
     const int ch = tid % kChunksK;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
+    KvRowWalk<Cfg> walk(p, n0 + tid / kChunksK);
 #pragma unroll
     for (int i = 0; i < (T::BN + kStep - 1) / kStep; ++i) {
       const int r = tid / kChunksK + i * kStep;
       if (T::BN % kStep != 0 && r >= T::BN) break;
       const bool row = n0 + r < n_end;
       long long k_ofs = 0, v_ofs = 0;
-      if (row) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
+      if (row) walk.offsets(p, t, n0 + r, k_ofs, v_ofs);
+      walk.advance(p, kStep);
       const bool kv = row && k_col, vv = row && v_col;
       cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), kv ? k + k_ofs + ch * 8 : k,
                   kv ? 16 : 0);
