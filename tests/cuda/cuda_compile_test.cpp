@@ -82,6 +82,10 @@ std::vector<CudaCase> cases() {
       k.varlen_q = k.seqused_k = k.lse = k.pack_gqa = true;
       if (test_level() >= 2 || d == 128 || d == 80) add(k);
     }
+    KernelKey all128 = cuda_key(arch, DType::kBFloat16, 128, 128, 4096);
+    all128.causal = all128.local = all128.chunked = all128.softcap = all128.sinks = true;
+    all128.paged_kv = all128.varlen_q = all128.seqused_k = all128.lse = all128.pack_gqa = true;
+    add(all128);
     KernelKey all = cuda_key(arch, DType::kFloat16, 256, 256, 4096);
     all.causal = all.local = all.chunked = all.softcap = all.sinks = all.paged_kv = true;
     all.varlen_q = all.seqused_k = all.lse = all.pack_gqa = true;
