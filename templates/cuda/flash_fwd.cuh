@@ -95,24 +95,8 @@ __device__ __forceinline__ void row_coords(const FwdParams& p, const Tile& t, in
   }
 }
 
-// Element offsets of key j's rows (head hk) in K and V: one page-table lookup serves both.
-template <class Cfg>
-__device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j, long long& k_ofs,
-                                        long long& v_ofs) {
-  if constexpr (Cfg::kPagedKV) {
-    int page = p.page_table[t.kv_b * p.page_table_stride + j / p.page_size];
-    page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // clamp: never OOB
-    const long long in_page = j % p.page_size;
-    k_ofs = page * p.k_batch_stride + in_page * p.k_row_stride + t.hk * p.k_head_stride;
-    v_ofs = page * p.v_batch_stride + in_page * p.v_row_stride + t.hk * p.v_head_stride;
-  } else {
-    const long long row = t.k_row0 + j;
-    k_ofs = t.kv_b * p.k_batch_stride + row * p.k_row_stride + t.hk * p.k_head_stride;
-    v_ofs = t.kv_b * p.v_batch_stride + row * p.v_row_stride + t.hk * p.v_head_stride;
-  }
-}
-
-// Key rows j0, j0 + step, ... in order: a paged cache's table is read at page crossings only.
+// Key rows j0, j0 + step, ... in order, as element offsets of their K and V rows (head hk): the
+// two share one address computation, and a paged cache's table is read at page crossings only.
 template <class Cfg>
 struct KvRowWalk {
   int page_idx = 0, in_page = 0, cached = -1, page = 0;
@@ -137,7 +121,9 @@ struct KvRowWalk {
       v_ofs =
           page * p.v_batch_stride + (long long)in_page * p.v_row_stride + t.hk * p.v_head_stride;
     } else {
-      kv_rows<Cfg>(p, t, j, k_ofs, v_ofs);
+      const long long row = t.k_row0 + j;
+      k_ofs = t.kv_b * p.k_batch_stride + row * p.k_row_stride + t.hk * p.k_head_stride;
+      v_ofs = t.kv_b * p.v_batch_stride + row * p.v_row_stride + t.hk * p.v_head_stride;
     }
   }
   __device__ __forceinline__ void advance(const FwdParams& p, int step) {
@@ -150,6 +136,13 @@ struct KvRowWalk {
     }
   }
 };
+
+// Offsets of one key row j (a walk of one step).
+template <class Cfg>
+__device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j, long long& k_ofs,
+                                        long long& v_ofs) {
+  KvRowWalk<Cfg>(p, j).offsets(p, t, j, k_ofs, v_ofs);
+}
 
 // Issues the cp.async copies of keys [n0, n0 + BN) of K and V into one stage; keys at or past
 // n_end and the head-dim padding are zero-filled without reading. kN threads (tid < kN) share the
