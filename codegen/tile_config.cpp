@@ -86,9 +86,10 @@ std::string cuda_tiles_unfit(const KernelKey& key) {
 // warps of 16 rows, 223-230 vs 122-125 for 64 x 64, 202 KiB of shared memory (block_n halves where
 // the arch has less, e.g. sm_80's 163 KiB). Decode (rows <= 16) is bandwidth-bound: one row warp
 // and many key warps, each streaming its own 16-key blocks, keep the most loads in flight. H200, d
-// 128, GQA 32/8, paged: 16 warps x 16 keys 2.6-2.7 TB/s at B 16-128 (1.3 at B 8); 8 x 16: 1.7-2.7;
-// 8 x 32: 2.0; 4 x 64: 1.2. Head dims above 128 keep 8 warps: 16 warps of 512 threads leave 128
-// registers, too few for their O (and at d 80 ptxas spills a few bytes under that cap).
+// 128, GQA 32/8, paged, swept before the K/V load rework (which took 16 x 16 to 3.6-4.0): 16 warps
+// x 16 keys 2.6-2.7 TB/s at B 16-128 (1.3 at B 8); 8 x 16: 1.7-2.7; 8 x 32: 2.0; 4 x 64: 1.2. Head
+// dims above 128 keep 8 warps: 16 warps of 512 threads leave 128 registers, too few for their O
+// (and at d 80 ptxas spills a few bytes under that cap).
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) {
   const int rows = std::max(problem.rows, 1);
   const int d = std::max(key.head_dim_qk, key.head_dim_v);
