@@ -89,6 +89,7 @@ struct KernelConfig {{
   static constexpr int kBlockM = {block_m};
   static constexpr int kBlockN = {block_n};
   static constexpr int kNumWarps = {num_warps};
+  static constexpr int kNumStages = {num_stages};
   static constexpr bool kCausal = {causal};
   static constexpr bool kLocal = {local};
   static constexpr bool kChunked = {chunked};
@@ -121,7 +122,7 @@ CudaLaunchShape cuda_launch_shape(const KernelKey& key) {
   auto round16 = [](int x) { return (x + 15) / 16 * 16; };
   const int q_stride = round16(key.head_dim_qk) + 8, v_stride = round16(key.head_dim_v) + 8;
   const int split = key.block_m == 16 ? key.num_warps : 1;
-  const int stages = split > 1 ? 1 : 2;
+  const int stages = split > 1 ? 1 : key.num_stages;
   CudaLaunchShape shape;
   shape.threads = key.num_warps * 32;
   shape.smem_bytes = (key.block_m * q_stride +
@@ -147,7 +148,8 @@ std::string generate_cuda_source(const KernelKey& key) {
       fmt::arg("varlen_q", cpp_bool(key.varlen_q)), fmt::arg("varlen_k", cpp_bool(key.varlen_k)),
       fmt::arg("seqused_k", cpp_bool(key.seqused_k)), fmt::arg("lse", cpp_bool(key.lse)),
       fmt::arg("pack_gqa", cpp_bool(key.pack_gqa)), fmt::arg("num_warps", key.num_warps),
-      fmt::arg("threads", shape.threads), fmt::arg("smem_bytes", shape.smem_bytes));
+      fmt::arg("num_stages", key.num_stages), fmt::arg("threads", shape.threads),
+      fmt::arg("smem_bytes", shape.smem_bytes));
 }
 
 std::string generate_cpu_source(const KernelKey& key) {

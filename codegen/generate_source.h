@@ -10,7 +10,7 @@
 namespace flashjit {
 
 // Bump when the generated text or the template ABI changes in a way the digest would not see.
-inline constexpr int kGeneratorVersion = 2;
+inline constexpr int kGeneratorVersion = 3;
 
 // Entry points of a generated CPU kernel.
 inline constexpr const char* kCpuEntryFwd = "flashjit_fwd";

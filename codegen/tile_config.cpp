@@ -68,6 +68,10 @@ std::string cuda_tiles_unfit(const KernelKey& key) {
   if (key.block_m > 16 && (key.block_m / 16) % key.num_warps != 0)
     return fmt::format("num_warps: expected a divisor of block_m / 16 = {}, got {}",
                        key.block_m / 16, key.num_warps);
+  const bool split = key.block_m == 16 && key.num_warps > 1;
+  if (split ? key.num_stages != 1 : key.num_stages != 2 && key.num_stages != 3)
+    return fmt::format("num_stages: expected {} for these tiles, got {}", split ? "1" : "2 or 3",
+                       key.num_stages);
   if (!merge_fits(key))
     return fmt::format(
         "block_n: {} keys per warp cannot hold the merged decode state of head_dim_v {}",
@@ -111,6 +115,7 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     k.block_m = c.block_m;
     k.block_n = c.block_n;
     k.num_warps = c.num_warps;
+    k.num_stages = c.num_stages;
     return k;
   };
   auto smem = [&](const TileConfig& c) { return cuda_launch_shape(with(c)).smem_bytes; };

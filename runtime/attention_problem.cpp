@@ -191,7 +191,8 @@ void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, boo
     tiles.block_m = config.cuda_block_m;
     tiles.block_n = config.cuda_block_n;
     tiles.num_warps = config.cuda_num_warps;
-    tiles.num_stages = tiles.block_m == 16 ? 1 : 2;
+    tiles.num_stages =
+        config.cuda_num_stages > 0 ? config.cuda_num_stages : (tiles.block_m == 16 ? 1 : 2);
   }
   key.block_m = tiles.block_m;
   key.block_n = tiles.block_n;
@@ -201,8 +202,8 @@ void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, boo
   if (config.cuda_block_m > 0) {
     const std::string unfit = cuda_tiles_unfit(key);
     FLASHJIT_CHECK(unfit.empty()) << "FLASHJIT_CUDA_TILES=" << config.cuda_block_m << ","
-                                  << config.cuda_block_n << "," << config.cuda_num_warps
-                                  << " does not fit this call: " << unfit;
+                                  << config.cuda_block_n << "," << config.cuda_num_warps << ","
+                                  << key.num_stages << " does not fit this call: " << unfit;
   }
   key.check_supported();
   const flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);

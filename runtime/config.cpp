@@ -34,8 +34,10 @@ JitConfig read_config() {
   if (const char* d = std::getenv("FLASHJIT_DUMP_DIR")) c.dump_dir = d;
   c.disable_amx = env_flag("FLASHJIT_DISABLE_AMX");
   if (const char* t = std::getenv("FLASHJIT_CUDA_TILES")) {
-    if (std::sscanf(t, "%d,%d,%d", &c.cuda_block_m, &c.cuda_block_n, &c.cuda_num_warps) != 3)
-      c.cuda_block_m = c.cuda_block_n = c.cuda_num_warps = 0;
+    const int n = std::sscanf(t, "%d,%d,%d,%d", &c.cuda_block_m, &c.cuda_block_n, &c.cuda_num_warps,
+                              &c.cuda_num_stages);
+    if (n < 3) c.cuda_block_m = c.cuda_block_n = c.cuda_num_warps = 0;
+    if (n < 4) c.cuda_num_stages = 0;
   }
   return c;
 }

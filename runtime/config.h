@@ -14,9 +14,9 @@ struct JitConfig {
   bool verbose = false;          // FLASHJIT_VERBOSE=1: one line per compile / load on stderr
   std::string dump_dir;          // FLASHJIT_DUMP_DIR: write each generated source there
   bool disable_amx = false;      // FLASHJIT_DISABLE_AMX=1: never use AMX tiles
-  // FLASHJIT_CUDA_TILES="block_m,block_n,num_warps": replaces the CUDA tile heuristic (for
-  // tuning experiments; an unsupported combination fails the call with a clear error).
-  int cuda_block_m = 0, cuda_block_n = 0, cuda_num_warps = 0;
+  // FLASHJIT_CUDA_TILES="block_m,block_n,num_warps[,num_stages]": replaces the CUDA tile heuristic
+  // (for tuning experiments; an unsupported combination fails the call with a clear error).
+  int cuda_block_m = 0, cuda_block_n = 0, cuda_num_warps = 0, cuda_num_stages = 0;
 };
 
 const JitConfig& jit_config();

@@ -26,7 +26,8 @@ struct Traits {
   static constexpr int kWarps = Cfg::kNumWarps, kThreads = kWarps * 32;
   static constexpr int kRowWarps = kWarps / kSplit;
   static constexpr int kMT = BM / (16 * kRowWarps);
-  static constexpr int kStages = kSplit > 1 ? 1 : 2;  // K/V buffers per key warp
+  // K/V stages: a ring of kNumStages blocks for row warps, one buffer per key warp.
+  static constexpr int kStages = kSplit > 1 ? 1 : Cfg::kNumStages;
   static constexpr bool kBf16 = Cfg::kBf16;
   // Shared-memory rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall
   // into distinct bank groups.
@@ -35,6 +36,7 @@ struct Traits {
   static constexpr int kSmemBytes = (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2;
   static_assert(BM % 16 == 0 && BM <= 128, "block_m: 16 rows per warp, at most 8 warps");
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
+  static_assert(kSplit > 1 || kStages == 2 || kStages == 3, "num_stages: 2 or 3 for row warps");
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
   static_assert(DV <= 256, "head_dim_v above 256 does not fit the O accumulators in registers");
   static_assert(kMT >= 1 && kMT * 16 * kRowWarps == BM, "block_m must be 16 x row warps x kMT");
@@ -203,7 +205,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   extern __shared__ __align__(128) unsigned char smem[];
   u16* sq = (u16*)smem;
   u16* sk = sq + T::kQElems;
-  u16* sv = sk + 2 * T::kKElems;
+  u16* sv = sk + T::kStages * T::kKElems;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp % T::kRowWarps;  // row warp
   const int wg = warp / T::kRowWarps;  // key warp (0 without key splitting)
@@ -384,18 +386,25 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   };
 
   if constexpr (T::kSplit == 1) {
-    if (nblocks > 0) load_kv<Cfg, T::kThreads>(p, t, n_lo, n_hi, sk, sv, threadIdx.x);
-    cp_async_commit();
+    constexpr int S = T::kStages;
+    // One commit group per block, empty past the last: block blk is group blk (+1 for Q's).
+#pragma unroll
+    for (int s = 0; s < S - 1; ++s) {
+      if (s < nblocks)
+        load_kv<Cfg, T::kThreads>(p, t, n_lo + s * BN, n_hi, sk + s * T::kKElems,
+                                  sv + s * T::kVElems, threadIdx.x);
+      cp_async_commit();
+    }
     for (int blk = 0; blk < nblocks; ++blk) {
       const int n0 = n_lo + blk * BN;
-      const int stage = blk & 1;
-      cp_async_wait_all();
-      __syncthreads();  // this stage has landed; every warp is done with the other one
-      if (blk + 1 < nblocks) {
-        load_kv<Cfg, T::kThreads>(p, t, n0 + BN, n_hi, sk + (stage ^ 1) * T::kKElems,
-                                  sv + (stage ^ 1) * T::kVElems, threadIdx.x);
-        cp_async_commit();
-      }
+      const int stage = blk % S;
+      cp_async_wait<S - 2>();  // block blk has landed
+      __syncthreads();         // ... for every thread; all warps are done with block blk - 1
+      const int next = blk + S - 1, next_stage = next % S;  // next_stage held block blk - 1
+      if (next < nblocks)
+        load_kv<Cfg, T::kThreads>(p, t, n_lo + next * BN, n_hi, sk + next_stage * T::kKElems,
+                                  sv + next_stage * T::kVElems, threadIdx.x);
+      cp_async_commit();
       process(sk + stage * T::kKElems, sv + stage * T::kVElems, n0);
     }
   } else {

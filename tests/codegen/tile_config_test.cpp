@@ -136,6 +136,7 @@ TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
         k.block_m = t.block_m;
         k.block_n = t.block_n;
         k.num_warps = t.num_warps;
+        k.num_stages = t.num_stages;
         SCOPED_TRACE(std::string(arch) + " d" + std::to_string(d) + " rows " +
                      std::to_string(rows));
         EXPECT_LE(cuda_launch_shape(k).smem_bytes, cuda_smem_limit(arch));
@@ -158,15 +159,19 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   k.backend = Backend::kCuda;
   k.target = Target{"nvptx64-nvidia-cuda", "sm_90a", ""};
   k.head_dim_qk = k.head_dim_v = 128;
-  auto unfit = [&](int bm, int bn, int warps) {
+  auto unfit = [&](int bm, int bn, int warps, int stages = 0) {
     KernelKey t = k;
     t.block_m = bm;
     t.block_n = bn;
     t.num_warps = warps;
+    t.num_stages = stages ? stages : (bm == 16 ? 1 : 2);
     return cuda_tiles_unfit(t);
   };
   EXPECT_EQ(unfit(16, 16, 16), "");
   EXPECT_EQ(unfit(128, 64, 8), "");
+  EXPECT_EQ(unfit(128, 32, 4, 3), "");
+  EXPECT_THAT(unfit(128, 64, 8, 4), ::testing::HasSubstr("num_stages: expected 2 or 3"));
+  EXPECT_THAT(unfit(16, 16, 8, 2), ::testing::HasSubstr("num_stages: expected 1"));
   EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("shared memory: tiles 16x64 with 8 warps"));
   EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("sm_90a allows 232448"));
   EXPECT_THAT(unfit(64, 64, 3), ::testing::HasSubstr("num_warps: expected a divisor of"));
@@ -180,6 +185,7 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   bad.block_m = 16;
   bad.block_n = 64;
   bad.num_warps = 16;
+  bad.num_stages = 1;
   try {
     bad.canonicalize().check_supported();
     ADD_FAILURE() << "expected a UsageError";

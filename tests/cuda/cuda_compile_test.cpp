@@ -86,6 +86,9 @@ std::vector<CudaCase> cases() {
     all128.causal = all128.local = all128.chunked = all128.softcap = all128.sinks = true;
     all128.paged_kv = all128.varlen_q = all128.seqused_k = all128.lse = all128.pack_gqa = true;
     add(all128);
+    KernelKey ring3 = cuda_key(arch, DType::kBFloat16, 64, 64, 4096);  // a 3-stage K/V ring
+    ring3.num_stages = 3;
+    add(ring3);
     KernelKey all = cuda_key(arch, DType::kFloat16, 256, 256, 4096);
     all.causal = all.local = all.chunked = all.softcap = all.sinks = all.paged_kv = true;
     all.varlen_q = all.seqused_k = all.lse = all.pack_gqa = true;
