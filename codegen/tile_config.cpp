@@ -51,10 +51,16 @@ int cuda_smem_limit(const std::string& arch) {
   return 48 * 1024;
 }
 
+bool cuda_tiles_split_keys(int block_m, int num_warps) { return block_m == 16 && num_warps > 1; }
+
+int default_cuda_stages(int block_m, int num_warps) {
+  return cuda_tiles_split_keys(block_m, num_warps) ? 1 : 2;
+}
+
 namespace {
 // The key warps of a decode tile merge their softmax states through their K/V buffers.
 bool merge_fits(const KernelKey& key) {
-  if (key.block_m != 16 || key.num_warps <= 1) return true;
+  if (!cuda_tiles_split_keys(key.block_m, key.num_warps)) return true;
   const int dp = round_up(key.head_dim_qk, 16), dvp = round_up(key.head_dim_v, 16);
   return key.block_n * (dp + 8 + dvp + 8) * 2 >= 32 * (dvp / 2 + 4) * 4;
 }
@@ -68,7 +74,7 @@ std::string cuda_tiles_unfit(const KernelKey& key) {
   if (key.block_m > 16 && (key.block_m / 16) % key.num_warps != 0)
     return fmt::format("num_warps: expected a divisor of block_m / 16 = {}, got {}",
                        key.block_m / 16, key.num_warps);
-  const bool split = key.block_m == 16 && key.num_warps > 1;
+  const bool split = cuda_tiles_split_keys(key.block_m, key.num_warps);
   if (split ? key.num_stages != 1 : key.num_stages != 2 && key.num_stages != 3)
     return fmt::format("num_stages: expected {} for these tiles, got {}", split ? "1" : "2 or 3",
                        key.num_stages);
@@ -103,19 +109,17 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     t.block_n = 16;
     const int dvp = round_up(key.head_dim_v, 16);
     t.num_warps = dvp <= 128 && dvp % 32 == 0 ? 16 : 8;
-    t.num_stages = 1;
   } else {
     t.block_m = rows <= 64 ? 64 : 128;
     t.block_n = t.block_m == 128 && d > 96 && d <= 128 ? 32 : 64;
     t.num_warps = t.block_m == 128 && d <= 128 ? 4 : t.block_m / 16;
-    t.num_stages = 2;
   }
   auto with = [&](const TileConfig& c) {
     KernelKey k = key;
     k.block_m = c.block_m;
     k.block_n = c.block_n;
     k.num_warps = c.num_warps;
-    k.num_stages = c.num_stages;
+    k.num_stages = default_cuda_stages(c.block_m, c.num_warps);
     return k;
   };
   auto smem = [&](const TileConfig& c) { return cuda_launch_shape(with(c)).smem_bytes; };
@@ -127,6 +131,7 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     t.block_m /= 2;
     t.num_warps = std::max(1, t.num_warps / 2);
   }
+  t.num_stages = default_cuda_stages(t.block_m, t.num_warps);
   return t;
 }
 

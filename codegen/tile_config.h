@@ -32,6 +32,11 @@ TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem);
 // Dynamic shared memory a CTA may use on a CUDA arch ("sm_80", "sm_90a", ...).
 int cuda_smem_limit(const std::string& arch);
 
+// Decode tiles (block_m 16 with several warps) split the keys among warps, one K/V buffer each:
+// num_stages 1. Every other CUDA tile streams a ring of K/V stages: 2 by default (3 allowed).
+bool cuda_tiles_split_keys(int block_m, int num_warps);
+int default_cuda_stages(int block_m, int num_warps);
+
 // Why the CUDA template cannot instantiate the key's tiles (block_m, block_n, num_warps) on its
 // target arch, or "" when it can. Mirrors the static_asserts of templates/cuda/flash_fwd.cuh so
 // that a bad tile config is a usage error before any compile.

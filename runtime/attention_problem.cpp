@@ -191,8 +191,9 @@ void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, boo
     tiles.block_m = config.cuda_block_m;
     tiles.block_n = config.cuda_block_n;
     tiles.num_warps = config.cuda_num_warps;
-    tiles.num_stages =
-        config.cuda_num_stages > 0 ? config.cuda_num_stages : (tiles.block_m == 16 ? 1 : 2);
+    tiles.num_stages = config.cuda_num_stages > 0
+                           ? config.cuda_num_stages
+                           : default_cuda_stages(tiles.block_m, tiles.num_warps);
   }
   key.block_m = tiles.block_m;
   key.block_n = tiles.block_n;

@@ -164,10 +164,12 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
     t.block_m = bm;
     t.block_n = bn;
     t.num_warps = warps;
-    t.num_stages = stages ? stages : (bm == 16 ? 1 : 2);
+    t.num_stages = stages ? stages : default_cuda_stages(bm, warps);
     return cuda_tiles_unfit(t);
   };
   EXPECT_EQ(unfit(16, 16, 16), "");
+  EXPECT_EQ(unfit(16, 16, 1), "");  // one warp does not split keys: a ring of 2 stages
+  EXPECT_THAT(unfit(16, 16, 1, 1), ::testing::HasSubstr("num_stages: expected 2 or 3"));
   EXPECT_EQ(unfit(128, 64, 8), "");
   EXPECT_EQ(unfit(128, 32, 4, 3), "");
   EXPECT_THAT(unfit(128, 64, 8, 4), ::testing::HasSubstr("num_stages: expected 2 or 3"));
