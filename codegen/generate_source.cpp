@@ -57,6 +57,10 @@ struct KernelConfig {{
   static constexpr bool kSequsedK = {seqused_k};
   static constexpr bool kLse = {lse};
   static constexpr bool kPackGqa = {pack_gqa};
+  static constexpr bool kSplitKV = {split_kv};
+  static constexpr bool kAppendKV = {append_kv};
+  static constexpr bool kLeftpad = {leftpad};
+  static constexpr bool kRotary = {rotary};
   static constexpr bool kUseAmx = {use_amx};
 }};
 
@@ -72,6 +76,20 @@ extern "C" long long flashjit_scratch_bytes() {{
 }}
 
 extern "C" int flashjit_abi_version() {{ return FLASHJIT_CPU_ABI_VERSION; }}
+{extra_entries})";
+
+// Entries of split-KV and append keys, appended to the CPU source.
+constexpr const char* kCpuCombineEntry = R"(
+extern "C" void flashjit_combine(const flashjit_kernel::FwdParams* params, long long begin,
+                                 long long end, void*) {
+  flashjit_cpu::flash_combine<KernelConfig>(*params, begin, end);
+}
+)";
+constexpr const char* kCpuAppendEntry = R"(
+extern "C" void flashjit_append(const flashjit_kernel::FwdParams* params, long long begin,
+                                long long end, void*) {
+  flashjit_cpu::append_kv<KernelConfig>(*params, begin, end);
+}
 )";
 
 constexpr const char* kCudaTemplate =
@@ -101,6 +119,10 @@ struct KernelConfig {{
   static constexpr bool kSequsedK = {seqused_k};
   static constexpr bool kLse = {lse};
   static constexpr bool kPackGqa = {pack_gqa};
+  static constexpr bool kSplitKV = {split_kv};
+  static constexpr bool kAppendKV = {append_kv};
+  static constexpr bool kLeftpad = {leftpad};
+  static constexpr bool kRotary = {rotary};
 }};
 
 using Traits = flashjit_cuda::Traits<KernelConfig>;
@@ -113,7 +135,27 @@ extern "C" __global__ void __launch_bounds__({threads})
     flashjit_fwd(const __grid_constant__ flashjit_kernel::FwdParams params) {{
   flashjit_cuda::flash_fwd<KernelConfig>(params);
 }}
+{extra_entries})";
+
+constexpr const char* kCudaCombineEntry = R"(
+extern "C" __global__ void __launch_bounds__(128)
+    flashjit_combine(const __grid_constant__ flashjit_kernel::FwdParams params) {
+  flashjit_cuda::flash_combine<KernelConfig>(params);
+}
 )";
+constexpr const char* kCudaAppendEntry = R"(
+extern "C" __global__ void __launch_bounds__(128)
+    flashjit_append(const __grid_constant__ flashjit_kernel::FwdParams params) {
+  flashjit_cuda::append_kv<KernelConfig>(params);
+}
+)";
+
+std::string extra_entries(const KernelKey& key, const char* combine, const char* append) {
+  std::string s;
+  if (key.split_kv) s += combine;
+  if (key.append_kv) s += append;
+  return s;
+}
 
 }  // namespace
 
@@ -147,9 +189,12 @@ std::string generate_cuda_source(const KernelKey& key) {
       fmt::arg("sinks", cpp_bool(key.sinks)), fmt::arg("paged_kv", cpp_bool(key.paged_kv)),
       fmt::arg("varlen_q", cpp_bool(key.varlen_q)), fmt::arg("varlen_k", cpp_bool(key.varlen_k)),
       fmt::arg("seqused_k", cpp_bool(key.seqused_k)), fmt::arg("lse", cpp_bool(key.lse)),
-      fmt::arg("pack_gqa", cpp_bool(key.pack_gqa)), fmt::arg("num_warps", key.num_warps),
-      fmt::arg("num_stages", key.num_stages), fmt::arg("threads", shape.threads),
-      fmt::arg("smem_bytes", shape.smem_bytes));
+      fmt::arg("pack_gqa", cpp_bool(key.pack_gqa)), fmt::arg("split_kv", cpp_bool(key.split_kv)),
+      fmt::arg("append_kv", cpp_bool(key.append_kv)), fmt::arg("leftpad", cpp_bool(key.leftpad)),
+      fmt::arg("rotary", cpp_bool(key.rotary)),
+      fmt::arg("extra_entries", extra_entries(key, kCudaCombineEntry, kCudaAppendEntry)),
+      fmt::arg("num_warps", key.num_warps), fmt::arg("num_stages", key.num_stages),
+      fmt::arg("threads", shape.threads), fmt::arg("smem_bytes", shape.smem_bytes));
 }
 
 std::string generate_cpu_source(const KernelKey& key) {
@@ -170,6 +215,9 @@ std::string generate_cpu_source(const KernelKey& key) {
       fmt::arg("paged_kv", cpp_bool(key.paged_kv)), fmt::arg("varlen_q", cpp_bool(key.varlen_q)),
       fmt::arg("varlen_k", cpp_bool(key.varlen_k)), fmt::arg("seqused_k", cpp_bool(key.seqused_k)),
       fmt::arg("lse", cpp_bool(key.lse)), fmt::arg("pack_gqa", cpp_bool(key.pack_gqa)),
+      fmt::arg("split_kv", cpp_bool(key.split_kv)), fmt::arg("append_kv", cpp_bool(key.append_kv)),
+      fmt::arg("leftpad", cpp_bool(key.leftpad)), fmt::arg("rotary", cpp_bool(key.rotary)),
+      fmt::arg("extra_entries", extra_entries(key, kCpuCombineEntry, kCpuAppendEntry)),
       fmt::arg("use_amx", cpp_bool(cpu_uses_amx(key))));
 }
 

@@ -10,12 +10,16 @@
 namespace flashjit {
 
 // Bump when the generated text or the template ABI changes in a way the digest would not see.
-inline constexpr int kGeneratorVersion = 3;
+inline constexpr int kGeneratorVersion = 4;
 
 // Entry points of a generated CPU kernel.
 inline constexpr const char* kCpuEntryFwd = "flashjit_fwd";
 inline constexpr const char* kCpuEntryScratchBytes = "flashjit_scratch_bytes";
 inline constexpr const char* kCpuEntryAbiVersion = "flashjit_abi_version";
+// Split-KV keys: merges the partials into out / lse; work items (b, query index).
+inline constexpr const char* kCpuEntryCombine = "flashjit_combine";
+// Append keys: writes the new keys / values into the cache; work items (b, KV head).
+inline constexpr const char* kCpuEntryAppend = "flashjit_append";
 
 // Source of the CPU kernel for a canonical, supported key. Deterministic: the same key gives
 // byte-identical text.
@@ -23,6 +27,14 @@ std::string generate_cpu_source(const KernelKey& key);
 
 // The entry point of a generated CUDA kernel: __global__ void flashjit_fwd(FwdParams).
 inline constexpr const char* kCudaEntryFwd = "flashjit_fwd";
+// Split-KV keys: __global__ flashjit_combine(FwdParams), 128 threads, grid
+// (ceil(s_q * h / 4), 1, b): one warp per (query, head) row.
+inline constexpr const char* kCudaEntryCombine = "flashjit_combine";
+// Append keys: __global__ flashjit_append(FwdParams), 128 threads, grid (x, h_k, b): CTA x
+// writes new keys x, x + gridDim.x, ...
+inline constexpr const char* kCudaEntryAppend = "flashjit_append";
+// Threads of the combine and append entries.
+inline constexpr int kCudaAuxThreads = 128;
 
 // Launch shape of the CUDA kernel of a key (also asserted inside the generated source).
 struct CudaLaunchShape {

@@ -45,4 +45,17 @@ std::string cuda_tiles_unfit(const KernelKey& key);
 // CUDA tiles for a key whose target.cpu is the arch; cuda_tiles_unfit() is "" for them.
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem);
 
+// What the split-KV heuristic sees of a call (static shapes only, so that a plan's choice holds
+// for every run with other lengths).
+struct SplitProblem {
+  long long tiles = 1;  // CTAs (CUDA) or work items (CPU) without splitting
+  int key_blocks = 1;   // key blocks of the longest sequence (capacity / block_n)
+  int units = 1;        // SMs (less sm_margin) or CPU threads
+};
+
+// num_splits for num_splits <= 0 (FA3's rule, spec 6.3): 1 when the tiles already fill 80 % of
+// the units or there are at most 4 key blocks; else the smallest count whose wave efficiency is
+// within 85 % of the best, at most min(128, units, key_blocks).
+int default_num_splits(const SplitProblem& problem);
+
 }  // namespace flashjit

@@ -47,7 +47,6 @@ void check_scalars(const std::array<int, 2>& window_size, int attention_chunk, d
   FLASHJIT_CHECK(!softmax_scale || std::isfinite(*softmax_scale))
       << "softmax_scale: expected a finite value, got " << *softmax_scale;
   FLASHJIT_CHECK(num_splits <= 256) << "num_splits: expected <= 256, got " << num_splits;
-  checks::not_supported_if(num_splits > 1, "num_splits > 1 (split-KV)");
 }
 
 void check_out(const Tensor& out, const Tensor& q, std::initializer_list<int64_t> shape,

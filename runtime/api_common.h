@@ -25,6 +25,10 @@ void check_lse(const OptionalTensor& lse, bool wanted, std::initializer_list<int
                const char* dims, Device device);
 void check_sinks(const OptionalTensor& sinks, int h, Device device);
 
+// The validated problem of each entry point (what the plain calls and the plans run).
+AttentionProblem kvcache_problem(const KvcacheArgs& args);
+AttentionProblem varlen_problem(const VarlenArgs& args);
+
 // Fills the fields common to both entry points.
 void fill_common(AttentionProblem& p, const std::optional<double>& softmax_scale, bool causal,
                  const std::array<int, 2>& window_size, int attention_chunk, double softcap,

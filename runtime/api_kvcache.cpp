@@ -5,15 +5,107 @@
 #include "runtime/checks.h"
 
 namespace flashjit {
+namespace {
 
-void flash_attn_with_kvcache(const KvcacheArgs& a) {
-  checks::not_supported_if(a.k.has_value() || a.v.has_value(),
-                           "k / v (appending new keys and values to the cache)");
+// k / v (new keys and values), cu_seqlens_k_new and the rotary tables (spec sections 2 and 4).
+void check_append(const KvcacheArgs& a, AttentionProblem& p, int64_t batch, int h_k, int d, int dv,
+                  int64_t seqlen_k) {
+  const Device device = a.q.device;
+  FLASHJIT_CHECK(a.k.has_value() == a.v.has_value())
+      << "k / v: expected both or neither, got only " << (a.k ? "k" : "v");
+  const bool rotary = a.rotary_cos || a.rotary_sin;
+  if (!a.k) {
+    FLASHJIT_CHECK(!a.cu_seqlens_k_new)
+        << "cu_seqlens_k_new: expected none since k / v are not given, got a tensor";
+    FLASHJIT_CHECK(!rotary) << "rotary_cos / rotary_sin: expected none since k / v (the keys to "
+                               "rotate) are not given, got tables";
+    FLASHJIT_CHECK(!a.rotary_seqlens) << "rotary_seqlens: expected none since rotary_cos / "
+                                         "rotary_sin are not given, got a tensor";
+    return;
+  }
+  FLASHJIT_CHECK(a.cache_seqlens.has_value())
+      << "cache_seqlens: expected a tensor since k / v are given (it sets where they are "
+         "appended), got none";
+  const bool ragged = a.cu_seqlens_k_new.has_value();
+  int64_t seqlen_new = 0;
+  if (ragged) {
+    checks::index_vector(*a.cu_seqlens_k_new, "cu_seqlens_k_new", batch + 1, "(batch + 1,)",
+                         device);
+    checks::rank(*a.k, "k", 3, "(total_k_new, h_k, d) with cu_seqlens_k_new");
+    checks::rank(*a.v, "v", 3, "(total_k_new, h_k, dv) with cu_seqlens_k_new");
+    seqlen_new = a.k->size(0);
+    checks::shape(*a.k, "k", {seqlen_new, h_k, d}, "(total_k_new, h_k, d)");
+    checks::shape(*a.v, "v", {seqlen_new, h_k, dv}, "(total_k_new, h_k, dv)");
+  } else {
+    checks::rank(*a.k, "k", 4, "(b, s_new, h_k, d)");
+    checks::rank(*a.v, "v", 4, "(b, s_new, h_k, dv)");
+    seqlen_new = a.k->size(1);
+    checks::shape(*a.k, "k", {batch, seqlen_new, h_k, d}, "(b, s_new, h_k, d)");
+    checks::shape(*a.v, "v", {batch, seqlen_new, h_k, dv}, "(b, s_new, h_k, dv)");
+    FLASHJIT_CHECK(seqlen_new <= seqlen_k)
+        << "k: expected at most s_k = " << seqlen_k << " new keys per sequence (the capacity of "
+        << "the cache), got s_new = " << seqlen_new;
+  }
+  for (auto [t, name] : {std::pair{&*a.k, "k"}, {&*a.v, "v"}}) {
+    FLASHJIT_CHECK(t->dtype == a.q.dtype)
+        << name << ": expected the dtype of q (" << dtype_name(a.q.dtype) << "), got "
+        << dtype_name(t->dtype);
+    checks::same_device(*t, name, device);
+    checks::has_data(*t, name);
+    checks::last_dim_contiguous(*t, name);
+    checks::non_negative_strides(*t, name);
+  }
+  p.k_new = a.k;
+  p.v_new = a.v;
+  p.cu_seqlens_k_new = ragged ? static_cast<const int32_t*>(a.cu_seqlens_k_new->data) : nullptr;
+  p.seqlen_new = static_cast<int>(seqlen_new);
+  if (!rotary) {
+    FLASHJIT_CHECK(!a.rotary_seqlens) << "rotary_seqlens: expected none since rotary_cos / "
+                                         "rotary_sin are not given, got a tensor";
+    return;
+  }
+  FLASHJIT_CHECK(a.rotary_cos && a.rotary_sin)
+      << "rotary_cos / rotary_sin: expected both or neither, got only "
+      << (a.rotary_cos ? "rotary_cos" : "rotary_sin");
+  const Tensor& cos = *a.rotary_cos;
+  checks::rank(cos, "rotary_cos", 2, "(seqlen_ro, rotary_dim / 2)");
+  const int64_t seqlen_ro = cos.size(0), rotary_dim = 2 * cos.size(1);
+  checks::shape(*a.rotary_sin, "rotary_sin", {seqlen_ro, rotary_dim / 2},
+                "(seqlen_ro, rotary_dim / 2) as rotary_cos");
+  for (auto [t, name] : {std::pair{&cos, "rotary_cos"}, {&*a.rotary_sin, "rotary_sin"}}) {
+    FLASHJIT_CHECK(t->dtype == a.q.dtype)
+        << name << ": expected the dtype of q (" << dtype_name(a.q.dtype) << "), got "
+        << dtype_name(t->dtype);
+    checks::contiguous(*t, name);
+    checks::has_data(*t, name);
+    checks::same_device(*t, name, device);
+  }
+  FLASHJIT_CHECK(rotary_dim > 0 && rotary_dim <= d)
+      << "rotary_cos: expected rotary_dim = 2 * shape[1] in [16, head_dim = " << d << "], got "
+      << rotary_dim;
+  FLASHJIT_CHECK(rotary_dim % 16 == 0)
+      << "rotary_cos: expected rotary_dim = 2 * shape[1] to be a multiple of 16, got "
+      << rotary_dim;
+  if (a.rotary_seqlens) {
+    checks::index_vector(*a.rotary_seqlens, "rotary_seqlens", batch, "(batch,)", device);
+    p.rotary_seqlens = static_cast<const int32_t*>(a.rotary_seqlens->data);
+  } else {
+    // Positions are cache rows: the tables must cover the cache (validation mode also checks the
+    // positions of the queries).
+    FLASHJIT_CHECK(seqlen_ro >= seqlen_k)
+        << "rotary_cos: expected at least s_k = " << seqlen_k
+        << " rows (one per position of the cache), got " << seqlen_ro;
+  }
+  p.rotary_cos = a.rotary_cos;
+  p.rotary_sin = a.rotary_sin;
+  p.rotary_dim = static_cast<int>(rotary_dim);
+  p.rotary_interleaved = a.rotary_interleaved;
+}
+
+}  // namespace
+
+AttentionProblem kvcache_problem(const KvcacheArgs& a) {
   checks::not_supported_if(a.qv.has_value(), "qv");
-  checks::not_supported_if(a.rotary_cos || a.rotary_sin || a.rotary_seqlens,
-                           "rotary_cos / rotary_sin / rotary_seqlens");
-  checks::not_supported_if(a.cache_leftpad.has_value(), "cache_leftpad");
-  checks::not_supported_if(a.cu_seqlens_k_new.has_value(), "cu_seqlens_k_new");
   checks::not_supported_if(a.q_descale || a.k_descale || a.v_descale,
                            "q_descale / k_descale / v_descale (fp8)");
   checks::not_supported_if(a.scheduler_metadata.has_value(), "scheduler_metadata");
@@ -102,6 +194,14 @@ void flash_attn_with_kvcache(const KvcacheArgs& a) {
     p.seqused_k = static_cast<const int32_t*>(a.cache_seqlens->data);
   }
   check_sinks(a.sinks, h, device);
+  if (a.cache_leftpad) {
+    FLASHJIT_CHECK(a.cache_seqlens.has_value())
+        << "cache_seqlens: expected a tensor since cache_leftpad is given (keys run from "
+           "cache_leftpad[b] to cache_seqlens[b]), got none";
+    checks::index_vector(*a.cache_leftpad, "cache_leftpad", batch, "(batch,)", device);
+    p.leftpad_k = static_cast<const int32_t*>(a.cache_leftpad->data);
+  }
+  check_append(a, p, batch, h_k, d, dv, seqlen_k);
 
   p.q = a.q;
   p.k = a.k_cache;
@@ -120,9 +220,13 @@ void flash_attn_with_kvcache(const KvcacheArgs& a) {
   p.num_heads_k = h_k;
   p.head_dim = d;
   p.head_dim_v = dv;
+  p.num_splits = a.num_splits;
+  p.sm_margin = a.sm_margin;
   fill_common(p, a.softmax_scale, a.causal, a.window_size, a.attention_chunk, a.softcap, a.sinks,
               a.pack_gqa, a.options);
-  run_attention(p);
+  return p;
 }
+
+void flash_attn_with_kvcache(const KvcacheArgs& a) { run_attention(kvcache_problem(a)); }
 
 }  // namespace flashjit

@@ -6,7 +6,7 @@
 
 namespace flashjit {
 
-void flash_attn_varlen(const VarlenArgs& a) {
+AttentionProblem varlen_problem(const VarlenArgs& a) {
   checks::not_supported_if(a.qv.has_value(), "qv");
   checks::not_supported_if(a.q_descale || a.k_descale || a.v_descale,
                            "q_descale / k_descale / v_descale (fp8)");
@@ -67,9 +67,13 @@ void flash_attn_varlen(const VarlenArgs& a) {
   p.num_heads_k = h_k;
   p.head_dim = d;
   p.head_dim_v = dv;
+  p.num_splits = a.num_splits;
+  p.sm_margin = a.sm_margin;
   fill_common(p, a.softmax_scale, a.causal, a.window_size, a.attention_chunk, a.softcap, a.sinks,
               a.pack_gqa, a.options);
-  run_attention(p);
+  return p;
 }
+
+void flash_attn_varlen(const VarlenArgs& a) { run_attention(varlen_problem(a)); }
 
 }  // namespace flashjit

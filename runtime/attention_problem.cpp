@@ -85,6 +85,9 @@ KernelKey base_key(const AttentionProblem& p, const MaskSpec& mask, bool pack) {
   key.seqused_k = p.seqused_k != nullptr;
   key.lse = p.lse.has_value();
   key.pack_gqa = pack;
+  key.append_kv = p.k_new.has_value();
+  key.leftpad = p.leftpad_k != nullptr;
+  key.rotary = p.rotary_dim > 0;
   return key;
 }
 
@@ -95,6 +98,27 @@ TileProblem tile_problem(const AttentionProblem& p, int group, bool pack) {
   tp.head_groups = pack ? p.num_heads_k : p.num_heads;
   tp.batch = p.batch;
   return tp;
+}
+
+// The split count of a call: the caller's (at most one per key block), or the heuristic's.
+int resolve_num_splits(const AttentionProblem& p, const KernelKey& key, long long tiles,
+                       int units) {
+  const long long keys = int64_t{p.seqlen_k} + (p.cu_seqlens_k_new ? 0 : p.seqlen_new);
+  const int key_blocks =
+      static_cast<int>(std::max<long long>(1, (keys + key.block_n - 1) / key.block_n));
+  if (p.num_splits > 0) return std::min(p.num_splits, key_blocks);
+  return default_num_splits(SplitProblem{tiles, key_blocks, units});
+}
+
+// Bytes of the split-KV partials: num_splits x rows x heads x (dv + 1) floats.
+size_t split_workspace_bytes(const flashjit_kernel::FwdParams& f, int head_dim_v) {
+  return static_cast<size_t>(f.num_splits) * f.accum_rows * (head_dim_v + 1) * sizeof(float);
+}
+
+// The partials' layout in a workspace of split_workspace_bytes: out, then LSE.
+void point_partials(flashjit_kernel::FwdParams& f, void* workspace, int head_dim_v) {
+  f.out_accum = static_cast<float*>(workspace);
+  f.lse_accum = f.out_accum + static_cast<int64_t>(f.num_splits) * f.accum_rows * head_dim_v;
 }
 
 // The kernel parameters of a problem (pointers are the caller's, on the problem's device).
@@ -150,6 +174,27 @@ flashjit_kernel::FwdParams kernel_params(const AttentionProblem& p, const MaskSp
   f.num_head_chunks = (f.num_head_groups + key.block_h - 1) / key.block_h;
   const int64_t m_rows = int64_t{p.seqlen_q} * (pack ? group : 1);
   f.num_m_blocks = static_cast<int>((m_rows + key.block_m - 1) / key.block_m);
+  f.leftpad_k = p.leftpad_k;
+  if (p.k_new) {
+    f.k_new = p.k_new->data;
+    f.v_new = p.v_new->data;
+    strides3(*p.k_new, p.cu_seqlens_k_new != nullptr, f.kn_batch_stride, f.kn_row_stride,
+             f.kn_head_stride);
+    strides3(*p.v_new, p.cu_seqlens_k_new != nullptr, f.vn_batch_stride, f.vn_row_stride,
+             f.vn_head_stride);
+    f.cu_seqlens_k_new = p.cu_seqlens_k_new;
+    f.seqlen_new = p.seqlen_new;
+  }
+  if (p.rotary_dim > 0) {
+    f.rotary_cos = p.rotary_cos->data;
+    f.rotary_sin = p.rotary_sin->data;
+    f.rotary_seqlens = p.rotary_seqlens;
+    f.rotary_dim = p.rotary_dim;
+    f.seqlen_ro = static_cast<int>(p.rotary_cos->size(0));
+    f.rotary_interleaved = p.rotary_interleaved ? 1 : 0;
+  }
+  f.num_splits = 1;
+  f.accum_rows = (p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q) * p.num_heads;
   f.window_left = mask.left;
   f.window_right = mask.right;
   f.chunk = p.attention_chunk;
@@ -161,7 +206,8 @@ flashjit_kernel::FwdParams kernel_params(const AttentionProblem& p, const MaskSp
 }
 
 #if FLASHJIT_HAVE_CPU_JIT
-void run_on_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, bool pack) {
+void prepare_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, bool pack,
+                 PreparedCall& call) {
   KernelKey key = base_key(p, mask, pack);
   key.backend = Backend::kCpu;
   key.target = host_cpu_target();
@@ -171,16 +217,24 @@ void run_on_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, bool
   key.block_m = tiles.block_m;
   key.block_n = tiles.block_n;
   key.block_h = tiles.block_h;
+  flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
+  const int64_t work = int64_t{p.batch} * f.num_head_chunks * f.num_m_blocks;
+  f.num_splits = resolve_num_splits(p, key, work, tp.threads);
+  key.split_kv = f.num_splits > 1;
   key = key.canonicalize();
   key.check_supported();
-  const flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
-  const int64_t work = int64_t{p.batch} * f.num_head_chunks * f.num_m_blocks;
-  run_cpu_kernel(key, f, work, p.options.num_threads);
+  call.cpu.append_items = key.append_kv ? int64_t{p.batch} * p.num_heads_k : 0;
+  call.cpu.fwd_items = work * f.num_splits;
+  call.cpu.combine_items = key.split_kv ? int64_t{p.batch} * p.seqlen_q : 0;
+  call.key = key;
+  call.params = f;
+  call.workspace_bytes = key.split_kv ? split_workspace_bytes(f, p.head_dim_v) : 0;
 }
 #endif
 
 #if FLASHJIT_HAVE_CUDA
-void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bool pack) {
+void prepare_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bool pack,
+                  PreparedCall& call) {
   const int device = p.q.device.index;
   KernelKey key = base_key(p, mask, pack);
   key.backend = Backend::kCuda;
@@ -206,32 +260,45 @@ void run_on_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, boo
                                   << config.cuda_block_n << "," << config.cuda_num_warps << ","
                                   << key.num_stages << " does not fit this call: " << unfit;
   }
-  key.check_supported();
-  const flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
+  flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
   FLASHJIT_CHECK(p.batch <= 65535)
       << "batch: expected at most 65535 on the CUDA backend, got " << p.batch;
-  run_cuda_kernel(key, f, CudaGrid{f.num_m_blocks, f.num_head_groups, p.batch}, device,
-                  p.options.stream);
+  const long long ctas = int64_t{f.num_m_blocks} * f.num_head_groups * p.batch;
+  f.num_splits = resolve_num_splits(p, key, ctas, cuda_sm_count(device) - p.sm_margin);
+  key.split_kv = f.num_splits > 1;
+  key = key.canonicalize();
+  key.check_supported();
+  call.cuda.fwd = CudaGrid{f.num_m_blocks * f.num_splits, f.num_head_groups, p.batch};
+  if (key.append_kv)
+    call.cuda.append = CudaGrid{std::clamp(p.seqlen_new, 1, 256), p.num_heads_k, p.batch};
+  if (key.split_kv)
+    call.cuda.combine =
+        CudaGrid{static_cast<int>((int64_t{p.seqlen_q} * p.num_heads + 3) / 4), 1, p.batch};
+  call.key = key;
+  call.params = f;
+  call.device = device;
+  call.workspace_bytes = key.split_kv ? split_workspace_bytes(f, p.head_dim_v) : 0;
 }
 #endif
 
 }  // namespace
 
-void run_attention(const AttentionProblem& p) {
+PreparedCall prepare_attention(const AttentionProblem& p) {
   const JitConfig& config = jit_config();
-  const bool on_cuda = p.q.device.type == DeviceType::kCUDA;
+  PreparedCall call;
+  call.on_cuda = p.q.device.type == DeviceType::kCUDA;
 #if !FLASHJIT_HAVE_CUDA
-  if (on_cuda) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors: this build has no CUDA backend";
+  if (call.on_cuda) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors: this build has no CUDA backend";
 #endif
 #if !FLASHJIT_HAVE_CPU_JIT
-  if (!on_cuda) FLASHJIT_NOT_SUPPORTED() << "CPU tensors: this build has no CPU backend";
+  if (!call.on_cuda) FLASHJIT_NOT_SUPPORTED() << "CPU tensors: this build has no CPU backend";
 #endif
 #if FLASHJIT_HAVE_CUDA
-  if (on_cuda) check_cuda_problem(p);
+  if (call.on_cuda) check_cuda_problem(p);
 #endif
   if (p.options.validate || config.validate) {
 #if FLASHJIT_HAVE_CUDA
-    if (on_cuda) {
+    if (call.on_cuda) {
       validate_index_values_on_host(p);
     } else {
       validate_index_values(p);
@@ -241,33 +308,79 @@ void run_attention(const AttentionProblem& p) {
 #endif
   }
   const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
-  if (rows == 0 || p.num_heads == 0) return;
+  if (rows == 0 || p.num_heads == 0) return call;  // nothing to compute
   const bool empty_k = p.varlen_k
                            ? p.total_k == 0
                            : (p.paged ? p.num_pages == 0 || p.max_pages == 0 : p.seqlen_k == 0);
   if (empty_k) {
-#if FLASHJIT_HAVE_CUDA
-    if (on_cuda) {
-      FLASHJIT_CHECK(p.out.is_contiguous() && (!p.lse || p.lse->is_contiguous()))
-          << "out / softmax_lse: expected contiguous tensors when the call has no keys on CUDA";
-      cuda_fill_empty(p.out.data, p.out.numel() * dtype_size(p.out.dtype),
-                      p.lse ? static_cast<float*>(p.lse->data) : nullptr,
-                      p.lse ? p.lse->numel() : 0, p.options.stream);
-      return;
-    }
-#endif
-    zero_output(p);
-    return;
+    call.kind = PreparedCall::Kind::kEmptyKeys;
+    FLASHJIT_CHECK(!call.on_cuda || (p.out.is_contiguous() && (!p.lse || p.lse->is_contiguous())))
+        << "out / softmax_lse: expected contiguous tensors when the call has no keys on CUDA";
+    return call;
   }
+  call.kind = PreparedCall::Kind::kKernel;
   const MaskSpec mask = normalize_mask(p);
   const int group = p.num_heads / p.num_heads_k;
   const bool pack = group > 1 && p.pack_gqa.value_or(true);
 #if FLASHJIT_HAVE_CUDA
-  if (on_cuda) return run_on_cuda(p, mask, group, pack);
+  if (call.on_cuda) prepare_cuda(p, mask, group, pack, call);
 #endif
 #if FLASHJIT_HAVE_CPU_JIT
-  run_on_cpu(p, mask, group, pack);
+  if (!call.on_cuda) prepare_cpu(p, mask, group, pack, call);
 #endif
+  return call;
+}
+
+void load_prepared(const PreparedCall& call, void* stream) {
+  if (call.kind != PreparedCall::Kind::kKernel) return;
+#if FLASHJIT_HAVE_CUDA
+  if (call.on_cuda) return load_cuda_kernel(call.key, call.device, stream);
+#endif
+#if FLASHJIT_HAVE_CPU_JIT
+  load_cpu_kernel(call.key);
+#endif
+  (void)stream;
+}
+
+void launch_prepared(const AttentionProblem& p, const PreparedCall& call, void* workspace) {
+  if (call.kind == PreparedCall::Kind::kNothing) return;
+  if (call.kind == PreparedCall::Kind::kEmptyKeys) {
+#if FLASHJIT_HAVE_CUDA
+    if (call.on_cuda)
+      return cuda_fill_empty(p.out.data, p.out.numel() * dtype_size(p.out.dtype),
+                             p.lse ? static_cast<float*>(p.lse->data) : nullptr,
+                             p.lse ? p.lse->numel() : 0, p.options.stream);
+#endif
+    return zero_output(p);
+  }
+  flashjit_kernel::FwdParams f = call.params;
+  if (call.workspace_bytes > 0) {
+    FLASHJIT_CHECK(workspace != nullptr)
+        << "workspace: expected " << call.workspace_bytes << " bytes for " << f.num_splits
+        << " key splits, got none";
+    point_partials(f, workspace, p.head_dim_v);
+  }
+#if FLASHJIT_HAVE_CUDA
+  if (call.on_cuda) return run_cuda_kernel(call.key, f, call.cuda, call.device, p.options.stream);
+#endif
+#if FLASHJIT_HAVE_CPU_JIT
+  run_cpu_kernel(call.key, f, call.cpu, p.options.num_threads);
+#endif
+}
+
+void run_attention(const AttentionProblem& p) {
+  const PreparedCall call = prepare_attention(p);
+  if (call.workspace_bytes == 0) return launch_prepared(p, call, nullptr);
+#if FLASHJIT_HAVE_CUDA
+  if (call.on_cuda) {
+    CudaWorkspace workspace(call.workspace_bytes, call.device, p.options.stream);
+    return launch_prepared(p, call, workspace.data());
+  }
+#endif
+  // NOTE: one workspace per thread: calls on other threads never share partials.
+  thread_local std::vector<float> workspace;
+  workspace.resize((call.workspace_bytes + sizeof(float) - 1) / sizeof(float));
+  launch_prepared(p, call, workspace.data());
 }
 
 }  // namespace flashjit

@@ -6,6 +6,9 @@
 #include <optional>
 
 #include "flashjit/flashjit.h"
+#include "flashjit/kernel_key.h"
+#include "runtime/launch_shapes.h"
+#include "templates/fwd_params.h"
 
 namespace flashjit {
 
@@ -34,8 +37,41 @@ struct AttentionProblem {
   double softmax_scale = 0;
   OptionalTensor sinks;
   std::optional<bool> pack_gqa;
+  // KV append (kvcache only): new rows of sequence b go to rows [seqused_k[b], + Lnew).
+  OptionalTensor k_new, v_new;  // (b, s_new, h_k, d) or (total_new, h_k, d) with cu_seqlens_k_new
+  const int32_t* cu_seqlens_k_new = nullptr;
+  int seqlen_new = 0;  // s_new, or total_new with cu_seqlens_k_new
+  const int32_t* leftpad_k = nullptr;
+  OptionalTensor rotary_cos, rotary_sin;  // (seqlen_ro, rotary_dim / 2)
+  const int32_t* rotary_seqlens = nullptr;
+  int rotary_dim = 0;
+  bool rotary_interleaved = true;
+  int num_splits = 1;  // as requested: <= 0 = heuristic
+  int sm_margin = 0;
   ExecOptions options;
 };
+
+// A problem resolved to what runs: kernel key, parameters, launch shapes, workspace size. Fixed
+// by the static shapes (and the device), so a plan can hold one and relaunch it.
+struct PreparedCall {
+  enum class Kind { kNothing, kEmptyKeys, kKernel };
+  Kind kind = Kind::kNothing;
+  bool on_cuda = false;
+  int device = 0;
+  KernelKey key;
+  flashjit_kernel::FwdParams params{};  // workspace pointers unset
+  CpuLaunch cpu;
+  CudaLaunch cuda;
+  size_t workspace_bytes = 0;  // split-KV partials
+};
+
+// Checks the problem (and its index values in validation mode) and resolves it. No compile.
+PreparedCall prepare_attention(const AttentionProblem& problem);
+// Compiles or loads the kernel of a prepared call (CUDA: on the current context).
+void load_prepared(const PreparedCall& call, void* stream);
+// Launches a prepared call for `problem` (which must have prepared into it) with `workspace` of
+// call.workspace_bytes (device memory on CUDA): no allocation, no host synchronization.
+void launch_prepared(const AttentionProblem& problem, const PreparedCall& call, void* workspace);
 
 // Runs the problem on the device of q. Writes out (and lse).
 void run_attention(const AttentionProblem& problem);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "flashjit/kernel_key.h"
+#include "runtime/launch_shapes.h"
 #include "templates/fwd_params.h"
 
 namespace flashjit {
@@ -12,7 +13,10 @@ namespace flashjit {
 // Threads of the process-wide CPU pool.
 int cpu_pool_threads();
 
+// Compiles or loads the kernel of a CPU key (the first call of a key does this itself).
+void load_cpu_kernel(const KernelKey& key);
+
 void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
-                    int64_t work_items, int num_threads);
+                    const CpuLaunch& launch, int num_threads);
 
 }  // namespace flashjit

@@ -40,7 +40,8 @@ class CpuJit {
     return jit;
   }
 
-  CpuKernelSymbols load(const std::string& object, const std::string& dylib_name) {
+  CpuKernelSymbols load(const std::string& object, const std::string& dylib_name,
+                        const CpuEntries& entries) {
     std::lock_guard<std::mutex> lock(mutex_);
     llvm::orc::JITDylib& dylib = unwrap(
         jit_->createJITDylib(dylib_name + "#" + std::to_string(counter_++)), "creating JIT dylib");
@@ -56,6 +57,10 @@ class CpuJit {
         unwrap(jit_->lookup(dylib, kCpuEntryScratchBytes), "linking " + dylib_name).getValue();
     s.abi_version =
         unwrap(jit_->lookup(dylib, kCpuEntryAbiVersion), "linking " + dylib_name).getValue();
+    if (entries.combine)
+      s.combine = unwrap(jit_->lookup(dylib, kCpuEntryCombine), "linking " + dylib_name).getValue();
+    if (entries.append)
+      s.append = unwrap(jit_->lookup(dylib, kCpuEntryAppend), "linking " + dylib_name).getValue();
     return s;
   }
 
@@ -74,8 +79,9 @@ class CpuJit {
 
 }  // namespace
 
-CpuKernelSymbols load_cpu_object(const std::string& object, const std::string& dylib_name) {
-  return CpuJit::instance().load(object, dylib_name);
+CpuKernelSymbols load_cpu_object(const std::string& object, const std::string& dylib_name,
+                                 const CpuEntries& entries) {
+  return CpuJit::instance().load(object, dylib_name, entries);
 }
 
 }  // namespace flashjit

@@ -11,10 +11,19 @@ struct CpuKernelSymbols {
   uint64_t fwd = 0;
   uint64_t scratch_bytes = 0;
   uint64_t abi_version = 0;
+  uint64_t combine = 0;  // split-KV keys only
+  uint64_t append = 0;   // append keys only
+};
+
+// The optional entry points a kernel object must have.
+struct CpuEntries {
+  bool combine = false;
+  bool append = false;
 };
 
 // Links `object` into a new dylib named `dylib_name` and resolves the entry points. Throws
 // flashjit::Error when the object does not link or lacks an entry point.
-CpuKernelSymbols load_cpu_object(const std::string& object, const std::string& dylib_name);
+CpuKernelSymbols load_cpu_object(const std::string& object, const std::string& dylib_name,
+                                 const CpuEntries& entries);
 
 }  // namespace flashjit

@@ -34,6 +34,8 @@ namespace flashjit::cuda {
   X(cuStreamSynchronize, "cuStreamSynchronize")           \
   X(cuMemAlloc, "cuMemAlloc_v2")                          \
   X(cuMemFree, "cuMemFree_v2")                            \
+  X(cuMemAllocAsync, "cuMemAllocAsync")                   \
+  X(cuMemFreeAsync, "cuMemFreeAsync")                     \
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                      \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                      \
   X(cuMemsetD8, "cuMemsetD8_v2")                          \

@@ -33,6 +33,8 @@ const cuda::DriverApi& require_driver() {
 struct Module {
   CUmodule module = nullptr;
   CUfunction function = nullptr;
+  CUfunction combine = nullptr;  // split-KV keys
+  CUfunction append = nullptr;   // append keys
   ~Module() {
     if (module) {
       if (const cuda::DriverApi* d = cuda::driver()) d->cuModuleUnload(module);
@@ -101,7 +103,7 @@ CudaKernel build(const KernelKey& key, CUstream stream) {
   return k;
 }
 
-CUfunction function_for_context(const CudaKernel& k) {
+const Module& module_for_context(const CudaKernel& k, const KernelKey& key) {
   const cuda::DriverApi& d = require_driver();
   CUcontext ctx = nullptr;
   cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
@@ -116,9 +118,15 @@ CUfunction function_for_context(const CudaKernel& k) {
         d.cuFuncSetAttribute(loaded->function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                              k.shape.smem_bytes),
         "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
+    if (key.split_kv)
+      cuda::check(d.cuModuleGetFunction(&loaded->combine, loaded->module, kCudaEntryCombine),
+                  "cuModuleGetFunction(flashjit_combine)");
+    if (key.append_kv)
+      cuda::check(d.cuModuleGetFunction(&loaded->append, loaded->module, kCudaEntryAppend),
+                  "cuModuleGetFunction(flashjit_append)");
     m = std::move(loaded);
   }
-  return m->function;
+  return *m;
 }
 
 // Makes the primary context of `device` current when the thread has no context.
@@ -167,25 +175,74 @@ void check_cuda_pointer(const void* data, int device, const char* name) {
   }
 }
 
-void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params, CudaGrid grid,
-                     int device, void* stream_ptr) {
+int cuda_sm_count(int device) {
+  static std::mutex mutex;
+  static std::map<int, int> counts;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = counts.find(device);
+  if (it != counts.end()) return it->second;
+  const cuda::DriverApi& d = require_driver();
+  CUdevice dev;
+  cuda::check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
+  int sms = 0;
+  cuda::check(d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev),
+              "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
+  counts[device] = sms;
+  return sms;
+}
+
+namespace {
+const CudaKernel& cuda_kernel(const KernelKey& key, CUstream stream) {
+  static KernelMap<CudaKernel> kernels;
+  return kernels.get(key, [&] { return build(key, stream); });
+}
+}  // namespace
+
+void load_cuda_kernel(const KernelKey& key, int device, void* stream) {
+  ensure_context(device);
+  module_for_context(cuda_kernel(key, static_cast<CUstream>(stream)), key);
+}
+
+void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
+                     const CudaLaunch& launch, int device, void* stream_ptr) {
   ensure_context(device);
   CUstream stream = static_cast<CUstream>(stream_ptr);
-  static KernelMap<CudaKernel> kernels;
-  const CudaKernel& k = kernels.get(key, [&] { return build(key, stream); });
-  CUfunction f = function_for_context(k);
+  const CudaKernel& k = cuda_kernel(key, stream);
+  const Module& m = module_for_context(k, key);
   flashjit_kernel::FwdParams p = params;
   void* args[] = {&p};
-  const CUresult r = require_driver().cuLaunchKernel(f, grid.x, grid.y, grid.z, k.shape.threads, 1,
-                                                     1, k.shape.smem_bytes, stream, args, nullptr);
-  if (r != CUDA_SUCCESS) {
-    const char* name = nullptr;
-    require_driver().cuGetErrorName(r, &name);
-    throw Error(fmt::format(
-        "flashjit: launching {} failed: {} (grid ({}, {}, {}), block {}, shared memory {} bytes)",
-        key.name(), name ? name : "unknown error", grid.x, grid.y, grid.z, k.shape.threads,
-        k.shape.smem_bytes));
-  }
+  auto launch_one = [&](CUfunction f, const char* entry, CudaGrid grid, int threads, int smem) {
+    if (grid.x == 0) return;
+    FLASHJIT_ICHECK(f) << "kernel " << key.name() << " lacks the entry " << entry;
+    const CUresult r = require_driver().cuLaunchKernel(f, grid.x, grid.y, grid.z, threads, 1, 1,
+                                                       smem, stream, args, nullptr);
+    if (r != CUDA_SUCCESS) {
+      const char* name = nullptr;
+      require_driver().cuGetErrorName(r, &name);
+      throw Error(fmt::format(
+          "flashjit: launching {} ({}) failed: {} (grid ({}, {}, {}), block {}, shared memory {} "
+          "bytes)",
+          key.name(), entry, name ? name : "unknown error", grid.x, grid.y, grid.z, threads, smem));
+    }
+  };
+  launch_one(m.append, kCudaEntryAppend, launch.append, kCudaAuxThreads, 0);
+  launch_one(m.function, kCudaEntryFwd, launch.fwd, k.shape.threads, k.shape.smem_bytes);
+  launch_one(m.combine, kCudaEntryCombine, launch.combine, kCudaAuxThreads, 0);
+}
+
+CudaWorkspace::CudaWorkspace(size_t bytes, int device, void* stream) : stream_(stream) {
+  if (bytes == 0) return;
+  ensure_context(device);
+  CUdeviceptr ptr = 0;
+  cuda::check(require_driver().cuMemAllocAsync(&ptr, bytes, static_cast<CUstream>(stream)),
+              "cuMemAllocAsync (split-KV workspace)");
+  data_ = reinterpret_cast<void*>(ptr);
+}
+
+CudaWorkspace::~CudaWorkspace() {
+  if (!data_) return;
+  if (const cuda::DriverApi* d = cuda::driver())
+    d->cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(data_), static_cast<CUstream>(stream_));
 }
 
 void cuda_fill_empty(void* out, size_t out_bytes, float* lse, size_t lse_count, void* stream) {

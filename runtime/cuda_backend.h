@@ -5,13 +5,10 @@
 #include <string>
 
 #include "flashjit/kernel_key.h"
+#include "runtime/launch_shapes.h"
 #include "templates/fwd_params.h"
 
 namespace flashjit {
-
-struct CudaGrid {
-  int x = 1, y = 1, z = 1;
-};
 
 // "sm_80", "sm_86", "sm_90a", ... for a device ordinal. Throws NotSupportedError without a GPU.
 std::string cuda_arch(int device);
@@ -19,10 +16,32 @@ std::string cuda_arch(int device);
 // Usage checks that need the driver: `data` is device memory of device `device`.
 void check_cuda_pointer(const void* data, int device, const char* name);
 
+// Multiprocessors of a device (cached per device).
+int cuda_sm_count(int device);
+
+// Compiles or loads the kernel of `key` and its module on the current context of `device`.
+// Compiling while `stream` is being captured is an error naming the key.
+void load_cuda_kernel(const KernelKey& key, int device, void* stream);
+
 // Compiles (or loads) the kernel of `key` and launches it on `stream` (a CUstream) without
 // synchronizing. Compiling while the stream is being captured is an error naming the key.
-void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params, CudaGrid grid,
-                     int device, void* stream);
+void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
+                     const CudaLaunch& launch, int device, void* stream);
+
+// Device memory from the stream-ordered pool, freed in stream order when the object goes away
+// (after the launches that use it were enqueued): capturable into a CUDA graph.
+class CudaWorkspace {
+ public:
+  CudaWorkspace(size_t bytes, int device, void* stream);
+  ~CudaWorkspace();
+  CudaWorkspace(const CudaWorkspace&) = delete;
+  CudaWorkspace& operator=(const CudaWorkspace&) = delete;
+  void* data() const { return data_; }
+
+ private:
+  void* data_ = nullptr;
+  void* stream_ = nullptr;
+};
 
 // out = 0 and lse = +inf (empty K for the whole call) on the stream; both must be contiguous.
 void cuda_fill_empty(void* out, size_t out_bytes, float* lse, size_t lse_count, void* stream);

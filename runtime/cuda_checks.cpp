@@ -52,6 +52,16 @@ void check_cuda_problem(const AttentionProblem& p) {
   check_aligned(p.k, p.varlen_k ? "k" : "k_cache", 16);
   check_aligned(p.v, p.varlen_k ? "v" : "v_cache", 16);
   check_aligned(p.out, "out", 4);
+  check_cuda_pointer(p.leftpad_k, device, "cache_leftpad");
+  check_cuda_pointer(p.cu_seqlens_k_new, device, "cu_seqlens_k_new");
+  check_cuda_pointer(p.rotary_seqlens, device, "rotary_seqlens");
+  for (auto [t, name] : {std::pair{&p.k_new, "k"}, {&p.v_new, "v"}}) {
+    if (!*t) continue;
+    check_cuda_pointer((*t)->data, device, name);
+    check_aligned(**t, name, 16);
+  }
+  if (p.rotary_cos) check_cuda_pointer(p.rotary_cos->data, device, "rotary_cos");
+  if (p.rotary_sin) check_cuda_pointer(p.rotary_sin->data, device, "rotary_sin");
 }
 
 void validate_index_values_on_host(const AttentionProblem& p) {
@@ -67,6 +77,13 @@ void validate_index_values_on_host(const AttentionProblem& p) {
           ? static_cast<size_t>((p.cache_rows - 1) * p.page_table_stride + p.max_pages)
           : 0;
   const std::vector<int32_t> table = to_host(p.page_table, table_size);
+  const std::vector<int32_t> leftpad = to_host(p.leftpad_k, p.leftpad_k ? p.batch : 0);
+  const std::vector<int32_t> cu_new =
+      to_host(p.cu_seqlens_k_new, p.cu_seqlens_k_new ? p.batch + 1 : 0);
+  const std::vector<int32_t> rotary = to_host(p.rotary_seqlens, p.rotary_seqlens ? p.batch : 0);
+  h.leftpad_k = p.leftpad_k ? leftpad.data() : nullptr;
+  h.cu_seqlens_k_new = p.cu_seqlens_k_new ? cu_new.data() : nullptr;
+  h.rotary_seqlens = p.rotary_seqlens ? rotary.data() : nullptr;
   h.cu_seqlens_q = p.cu_seqlens_q ? cu_q.data() : nullptr;
   h.cu_seqlens_k = p.cu_seqlens_k ? cu_k.data() : nullptr;
   h.seqused_q = p.seqused_q ? used_q.data() : nullptr;

@@ -1,6 +1,7 @@
 // NVRTC compile of generated CUDA sources.
 #include "runtime/cuda_compiler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <regex>
 
@@ -10,18 +11,20 @@
 
 namespace flashjit {
 
+// A module with several entries (attention, combine, append) reports each: the worst of them.
 CudaResourceUsage parse_ptxas_info(const std::string& log) {
   CudaResourceUsage u;
-  std::smatch m;
-  if (std::regex_search(log, m, std::regex(R"(Used (\d+) registers)")))
-    u.registers = std::stoi(m[1]);
-  if (std::regex_search(
-          log, m,
-          std::regex(
-              R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)"))) {
-    u.stack_bytes = std::stoi(m[1]);
-    u.spill_store_bytes = std::stoi(m[2]);
-    u.spill_load_bytes = std::stoi(m[3]);
+  const std::regex regs(R"(Used (\d+) registers)");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), regs); it != std::sregex_iterator();
+       ++it)
+    u.registers = std::max(u.registers, std::stoi((*it)[1]));
+  const std::regex frame(
+      R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), frame); it != std::sregex_iterator();
+       ++it) {
+    u.stack_bytes = std::max(u.stack_bytes, std::stoi((*it)[1]));
+    u.spill_store_bytes = std::max(u.spill_store_bytes, std::stoi((*it)[2]));
+    u.spill_load_bytes = std::max(u.spill_load_bytes, std::stoi((*it)[3]));
   }
   return u;
 }

@@ -16,12 +16,15 @@ namespace flashjit {
 namespace {
 
 CpuKernel link(const std::string& object, const KernelKey& key) {
-  const CpuKernelSymbols sym = load_cpu_object(object, key.name());
+  const CpuKernelSymbols sym =
+      load_cpu_object(object, key.name(), CpuEntries{key.split_kv, key.append_kv});
   const int abi = reinterpret_cast<int (*)()>(sym.abi_version)();
   FLASHJIT_ICHECK(abi == FLASHJIT_CPU_ABI_VERSION)
       << "kernel " << key.name() << " has ABI " << abi << ", expected " << FLASHJIT_CPU_ABI_VERSION;
   CpuKernel k;
   k.fwd = reinterpret_cast<CpuFwdFn>(sym.fwd);
+  k.combine = reinterpret_cast<CpuFwdFn>(sym.combine);
+  k.append = reinterpret_cast<CpuFwdFn>(sym.append);
   k.scratch_bytes = reinterpret_cast<long long (*)()>(sym.scratch_bytes)();
   k.name = key.name();
   return k;

@@ -15,6 +15,8 @@ using CpuFwdFn = void (*)(const flashjit_kernel::FwdParams*, long long, long lon
 
 struct CpuKernel {
   CpuFwdFn fwd = nullptr;
+  CpuFwdFn combine = nullptr;  // split-KV keys: work items (b, query index)
+  CpuFwdFn append = nullptr;   // append keys: work items (b, KV head)
   int64_t scratch_bytes = 0;
   std::string name;
 };

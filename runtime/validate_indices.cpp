@@ -1,5 +1,6 @@
 // Validation mode: index values are checked on the host before the kernel runs, so bad values are
 // rejected with a message instead of being clamped (the kernels' defence) or read out of bounds.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -33,6 +34,9 @@ void validate_index_values(const AttentionProblem& p) {
   if (p.cu_seqlens_k)
     check_cu_seqlens(p.cu_seqlens_k, p.batch, p.total_k, p.seqlen_k, "cu_seqlens_k",
                      "max_seqlen_k");
+  if (p.cu_seqlens_k_new)
+    check_cu_seqlens(p.cu_seqlens_k_new, p.batch, p.seqlen_new, p.seqlen_k, "cu_seqlens_k_new",
+                     "s_k");
   for (int b = 0; b < p.batch; ++b) {
     if (p.seqused_q) {
       const int64_t len = int64_t{p.cu_seqlens_q[b + 1]} - p.cu_seqlens_q[b];
@@ -50,6 +54,34 @@ void validate_index_values(const AttentionProblem& p) {
           << "] (the capacity of the sequence), got " << p.seqused_k[b];
       keys = p.seqused_k[b];
     }
+    int64_t leftpad = 0, lnew = 0;
+    if (p.leftpad_k) {
+      leftpad = p.leftpad_k[b];
+      FLASHJIT_CHECK(leftpad >= 0 && leftpad <= keys)
+          << "cache_leftpad[" << b << "]: expected a value in [0, cache_seqlens[" << b
+          << "] = " << keys << "], got " << leftpad;
+    }
+    if (p.k_new) {
+      lnew = p.seqlen_new;
+      if (p.cu_seqlens_k_new) lnew = int64_t{p.cu_seqlens_k_new[b + 1]} - p.cu_seqlens_k_new[b];
+      FLASHJIT_CHECK(keys + lnew <= capacity)
+          << "k: appending " << lnew << " keys to sequence " << b << " at cache_seqlens[" << b
+          << "] = " << keys << " needs " << keys + lnew << " rows, expected at most the capacity "
+          << capacity;
+    }
+    if (p.rotary_dim > 0) {
+      const int64_t base = p.rotary_seqlens ? p.rotary_seqlens[b] : keys;
+      int64_t lq = p.seqlen_q;
+      if (p.cu_seqlens_q) lq = int64_t{p.cu_seqlens_q[b + 1]} - p.cu_seqlens_q[b];
+      const bool per_row =
+          p.causal || p.window_left >= 0 || p.window_right >= 0 || p.attention_chunk > 0;
+      const int64_t last = base + std::max<int64_t>({lnew, per_row ? lq : 1, 1}) - 1;
+      FLASHJIT_CHECK(base >= 0 && last < p.rotary_cos->size(0))
+          << "rotary_cos / rotary_sin: sequence " << b << " uses positions [" << base << ", "
+          << last << "], expected positions in [0, " << p.rotary_cos->size(0)
+          << ") (rows of the tables)";
+    }
+    keys += lnew;
     int row = b;
     if (p.cache_batch_idx) {
       row = p.cache_batch_idx[b];

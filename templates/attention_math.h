@@ -45,30 +45,38 @@ FLASHJIT_FN KeyInterval visible_keys(const FwdParams& p, int i, int lq, int lk) 
   return KeyInterval{(int)lo, (int)hi};
 }
 
-// Sequence b's rows: queries [q_row0, q_row0 + lq) of q/out, keys [0, lk) of cache row kv_b (from
-// row k_row0 of a packed k/v). Index values are clamped so that bad ones never read out of
-// bounds (validation mode rejects them before the kernel runs).
+// Sequence b's rows: queries [q_row0, q_row0 + lq) of q/out, keys [0, lk) stored from row k_row0
+// of cache row kv_b (or of a packed k/v); with an append, keys [lk_old, lk) are the new ones.
+// Index values are clamped so that bad ones never read out of bounds (validation mode rejects
+// them before the kernel runs).
 struct Sequence {
   int lq, lk, kv_b;
-  long long q_row0, k_row0;
+  int lk_old, lnew;    // keys already in the cache, keys appended by this call
+  int rotary_base;     // position of new key 0 (and of query 0) in the rotary tables
+  long long q_row0;    // first row of q/out of the sequence (packed layouts), else 0
+  long long acc_row0;  // first row of the sequence in b * s_q + i / packed row numbering
+  long long k_row0;    // storage row of key 0: cu_seqlens_k[b], or leftpad_k[b] in a cache
+  long long new_row0;  // first row of the new keys in k_new / v_new
 };
+
+FLASHJIT_FN int clamp_int(long long x, long long lo, long long hi) {
+  return (int)(x < lo ? lo : (x > hi ? hi : x));
+}
 
 template <class Cfg>
 FLASHJIT_FN Sequence sequence(const FwdParams& p, int b) {
   Sequence s;
   s.q_row0 = 0;
+  s.acc_row0 = (long long)b * p.seqlen_q;
   s.lq = p.seqlen_q;
   if constexpr (Cfg::kVarlenQ) {
-    s.q_row0 = p.cu_seqlens_q[b];
+    s.q_row0 = s.acc_row0 = p.cu_seqlens_q[b];
     s.lq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b];
     if (p.seqused_q && p.seqused_q[b] < s.lq) s.lq = p.seqused_q[b];
     if (s.lq < 0) s.lq = 0;
   }
   s.kv_b = b;
-  if (p.cache_batch_idx) {
-    const int r = p.cache_batch_idx[b];
-    s.kv_b = r < 0 ? 0 : (r >= p.cache_rows ? p.cache_rows - 1 : r);
-  }
+  if (p.cache_batch_idx) s.kv_b = clamp_int(p.cache_batch_idx[b], 0, p.cache_rows - 1);
   s.k_row0 = 0;
   long long capacity = p.seqlen_k;
   if constexpr (Cfg::kVarlenK) {
@@ -77,13 +85,54 @@ FLASHJIT_FN Sequence sequence(const FwdParams& p, int b) {
     if (s.k_row0 < 0) s.k_row0 = 0;
     if (s.k_row0 + capacity > p.total_k) capacity = p.total_k - s.k_row0;
   }
-  long long lk = capacity;
-  if constexpr (Cfg::kSequsedK) {
-    lk = p.seqused_k[b];
-    if (lk > capacity) lk = capacity;
+  if (capacity < 0) capacity = 0;
+  long long end = capacity;  // rows [0, end) of the sequence's storage hold the old keys
+  if constexpr (Cfg::kSequsedK) end = clamp_int(p.seqused_k[b], 0, capacity);
+  s.rotary_base = (int)end;
+  if constexpr (Cfg::kRotary) {
+    if (p.rotary_seqlens) s.rotary_base = p.rotary_seqlens[b];
   }
-  s.lk = lk < 0 ? 0 : (int)lk;
+  s.lnew = 0;
+  s.new_row0 = 0;
+  if constexpr (Cfg::kAppendKV) {
+    s.lnew = p.seqlen_new;
+    if (p.cu_seqlens_k_new) {
+      s.new_row0 = clamp_int(p.cu_seqlens_k_new[b], 0, p.seqlen_new);
+      s.lnew = clamp_int((long long)p.cu_seqlens_k_new[b + 1] - s.new_row0, 0,
+                         p.seqlen_new - s.new_row0);
+    }
+    s.lnew = clamp_int(s.lnew, 0, capacity - end);  // appends never write past the capacity
+  }
+  int leftpad = 0;
+  if constexpr (Cfg::kLeftpad) leftpad = clamp_int(p.leftpad_k[b], 0, end);
+  s.k_row0 += leftpad;
+  s.lk_old = (int)(end - leftpad);
+  s.lk = s.lk_old + s.lnew;
   return s;
+}
+
+// Split-KV: the key blocks [b0, b1) of split `split` out of `nblocks` blocks.
+FLASHJIT_FN void split_blocks(int nblocks, int num_splits, int split, int& b0, int& b1) {
+  const int per = (nblocks + num_splits - 1) / num_splits;
+  b0 = split * per < nblocks ? split * per : nblocks;
+  b1 = b0 + per < nblocks ? b0 + per : nblocks;
+}
+
+// Rotary pair m of a row (m < rotary_dim / 2): the columns it rotates.
+FLASHJIT_FN void rotary_columns(const FwdParams& p, int m, int& c0, int& c1) {
+  c0 = p.rotary_interleaved ? 2 * m : m;
+  c1 = p.rotary_interleaved ? 2 * m + 1 : m + p.rotary_dim / 2;
+}
+
+// The table row of a position (clamped: validation rejects positions past the tables).
+FLASHJIT_FN long long rotary_row(const FwdParams& p, long long pos) {
+  return pos < 0 ? 0 : (pos >= p.seqlen_ro ? p.seqlen_ro - 1 : pos);
+}
+
+// Position of query i of a sequence: base + i for causal / local masks, base otherwise (spec 4.1).
+template <class Cfg>
+FLASHJIT_FN long long rotary_query_pos(int rotary_base, int i) {
+  return Cfg::kCausal || Cfg::kLocal ? (long long)rotary_base + i : rotary_base;
 }
 
 }  // namespace flashjit_kernel

@@ -3,7 +3,7 @@
 // only, no headers.
 #pragma once
 
-#define FLASHJIT_CPU_ABI_VERSION 4
+#define FLASHJIT_CPU_ABI_VERSION 5
 
 namespace flashjit_kernel {
 
@@ -37,6 +37,33 @@ struct FwdParams {
   long long page_table_stride;
   const void* sinks;  // (h): sink logit per query head, natural-log units, of dtype sinks_dtype
   int sinks_dtype;    // kSinksFloat32, kSinksBFloat16 or kSinksFloat16
+  // KV cache: keys of sequence b are stored from row leftpad_k[b]; the Lk0 = seqused_k[b] -
+  // leftpad_k[b] old keys are followed by the Lnew appended ones (k_new / v_new, written at rows
+  // [seqused_k[b], seqused_k[b] + Lnew) by the append entry before attention reads them).
+  const int* leftpad_k;         // (b) or null
+  const void* k_new;            // (b, s_new, h_k, d) or (total_new, h_k, d); null = no append
+  const void* v_new;            // (b, s_new, h_k, dv) or (total_new, h_k, dv)
+  const int* cu_seqlens_k_new;  // (b + 1) or null: new keys of sequence b are rows [cu[b], cu[b+1])
+  long long kn_batch_stride, kn_row_stride, kn_head_stride;
+  long long vn_batch_stride, vn_row_stride, vn_head_stride;
+  int seqlen_new;  // s_new (padded new keys), or the rows of k_new with cu_seqlens_k_new
+  // Rotary embedding of new keys (stored rotated) and of queries: tables (seqlen_ro, rotary_dim/2)
+  // of the q dtype; position base rotary_seqlens[b] (or seqused_k[b]); query row i at base + i
+  // when the mask is causal or local, else at base.
+  const void* rotary_cos;
+  const void* rotary_sin;
+  const int* rotary_seqlens;  // (b) or null
+  int rotary_dim;             // 0 = off; a multiple of 16
+  int seqlen_ro;
+  int rotary_interleaved;  // pairs (2m, 2m + 1); else GPT-NeoX pairs (m, m + rotary_dim / 2)
+  // Split-KV: split s of a tile visits its key blocks [s * per, (s + 1) * per), per =
+  // ceil(blocks / num_splits), and writes fp32 partials: out_accum[(s * accum_rows + a) * dv + c]
+  // and lse_accum[s * accum_rows + a] (natural log) for accumulator row a = (q row) * h + hq, where
+  // q row is b * s_q + i (padded) or the packed row. The combine entry merges them into out / lse.
+  float* out_accum;
+  float* lse_accum;
+  long long accum_rows;
+  int num_splits;
   // Sizes.
   int batch;
   int seqlen_q;  // padded length, or max_seqlen_q with cu_seqlens_q

@@ -1,7 +1,8 @@
 // flashjit_cuda_bench: flashjit's CUDA kernels on the shapes of docs/PERF.md, timed with CUDA
 // events (median of 20 runs after 3 warm-ups), one JSON line per result for
 // tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
-// --quick: smaller; --prefill-only; --decode-only; --d N: one head dim; --load-probe: (internal)
+// --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
+// rotary through a plan); --d N: one head dim; --load-probe: (internal)
 // report cache-hit load times from a warm cache.
 #include <unistd.h>
 
@@ -152,16 +153,55 @@ void decode(int b, int sk, int page, bool probe, int reps) {
   std::fflush(stdout);
 }
 
+// A serving decode step: one new token per sequence appended (rotated, GPT-NeoX over the whole
+// head) and attended to, launched through a plan with a preallocated workspace.
+void decode_append(int b, int sk, int page, int reps) {
+  const int h = 32, hk = 8, d = 128;
+  const int pages_per_seq = (sk + page - 1) / page, pages = b * pages_per_seq;
+  DeviceBuffer q(int64_t{b} * h * d * 2, true), o(int64_t{b} * h * d * 2, false);
+  DeviceBuffer kn(int64_t{b} * hk * d * 2, true), vn(int64_t{b} * hk * d * 2, true);
+  DeviceBuffer k(int64_t{pages} * page * hk * d * 2, true),
+      v(int64_t{pages} * page * hk * d * 2, true);
+  DeviceBuffer cos(int64_t{sk} * d, true), sin(int64_t{sk} * d, true);
+  std::vector<int32_t> table(pages), lens(b, sk - 1);
+  std::iota(table.begin(), table.end(), 0);
+  std::shuffle(table.begin(), table.end(), std::mt19937(2));
+  DeviceBuffer table_d = int_buffer(table), lens_d = int_buffer(lens);
+  flashjit::KvcacheArgs a;
+  a.q = Tensor::contiguous(q.data(), DType::kBFloat16, {b, 1, h, d}, kGpu);
+  a.k_cache = Tensor::contiguous(k.data(), DType::kBFloat16, {pages, page, hk, d}, kGpu);
+  a.v_cache = Tensor::contiguous(v.data(), DType::kBFloat16, {pages, page, hk, d}, kGpu);
+  a.k = Tensor::contiguous(kn.data(), DType::kBFloat16, {b, 1, hk, d}, kGpu);
+  a.v = Tensor::contiguous(vn.data(), DType::kBFloat16, {b, 1, hk, d}, kGpu);
+  a.rotary_cos = Tensor::contiguous(cos.data(), DType::kBFloat16, {sk, d / 2}, kGpu);
+  a.rotary_sin = Tensor::contiguous(sin.data(), DType::kBFloat16, {sk, d / 2}, kGpu);
+  a.rotary_interleaved = false;
+  a.causal = true;
+  a.page_table = Tensor::contiguous(table_d.data(), DType::kInt32, {b, pages_per_seq}, kGpu);
+  a.cache_seqlens = Tensor::contiguous(lens_d.data(), DType::kInt32, {b}, kGpu);
+  a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, 1, h, d}, kGpu);
+  const flashjit::AttentionPlan plan(a);
+  DeviceBuffer workspace(plan.workspace_bytes(), false);
+  const double ms = median_ms([&] { plan.run(a, workspace.data()); }, reps);
+  const double bytes = 2.0 * b * double(sk) * hk * d * 2;
+  std::printf(
+      "{\"kind\": \"decode_append\", \"B\": %d, \"Sk\": %d, \"H\": %d, \"Hk\": %d, \"D\": %d, "
+      "\"page\": %d, \"num_splits\": %d, \"tbps\": %.3f, \"ms\": %.4f}\n",
+      b, sk, h, hk, d, page, plan.num_splits(), bytes / ms / 1e9, ms);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, probe = false, prefill_only = false, decode_only = false;
+  bool quick = false, probe = false, prefill_only = false, decode_only = false, append_only = false;
   int only_d = 0;
   for (int i = 1; i < argc; ++i) {
     quick |= std::strcmp(argv[i], "--quick") == 0;
     probe |= std::strcmp(argv[i], "--load-probe") == 0;
     prefill_only |= std::strcmp(argv[i], "--prefill-only") == 0;
     decode_only |= std::strcmp(argv[i], "--decode-only") == 0;
+    append_only |= std::strcmp(argv[i], "--append-only") == 0;
     if (std::strcmp(argv[i], "--d") == 0 && i + 1 < argc) only_d = std::atoi(argv[++i]);
   }
   std::string why;
@@ -183,15 +223,20 @@ int main(int argc, char** argv) {
   try {
     for (int d : {64, 128, 256})
       for (int s : {1024, 4096, 16384}) {
-        if ((quick && s > 1024) || (only_d && d != only_d) || decode_only) continue;
+        if ((quick && s > 1024) || (only_d && d != only_d) || decode_only || append_only) continue;
         for (bool causal : {false, true})
           prefill(d, probe ? 128 : s, probe ? 1 : 16384 / s, 2048 / d, 2048 / d, causal, probe,
                   reps);
         if (probe) break;
       }
-    if (!probe && !decode_only && (!only_d || only_d == 128))
+    if (!probe && !decode_only && !append_only && (!only_d || only_d == 128))
       prefill(128, 4096, 4, 32, 8, true, false, reps);
     if (prefill_only) return 0;
+    if (!probe)
+      for (auto [b, sk] : std::vector<std::pair<int, int>>{
+               {1, 8192}, {1, 32768}, {8, 8192}, {64, 4096}, {128, 8192}})
+        decode_append(b, sk, 16, reps);
+    if (append_only) return 0;
     const std::vector<std::pair<int, int>> shapes = {
         {1, 8192}, {8, 8192}, {64, 4096}, {128, 8192}, {16, 32768}};
     for (int page : {16, 64})

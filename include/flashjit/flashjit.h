@@ -5,7 +5,9 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -44,7 +46,7 @@ struct VarlenArgs {
   std::array<int, 2> window_size{-1, -1};          // (left, right); -1 = unbounded
   int attention_chunk = 0;                         // 0 = off
   double softcap = 0.0;                            // > 0 enables
-  int num_splits = 1;                              // 1 (or <= 0: heuristic); > 1 not yet
+  int num_splits = 1;                              // 1; <= 0: heuristic; n: at most n splits
   std::optional<bool> pack_gqa;                    // layout choice only; no effect on math
   int sm_margin = 0;                               // CUDA only
   bool return_softmax_lse = false;
@@ -56,20 +58,25 @@ struct VarlenArgs {
 };
 
 struct KvcacheArgs {
-  Tensor q;             // (b, s_q, h, d), or (total_q, h, d) with cu_seqlens_q
-  Tensor k_cache;       // (b_k, s_k, h_k, d), or paged (num_pages, page_size, h_k, d)
-  Tensor v_cache;       // (b_k, s_k, h_k, dv), or paged (num_pages, page_size, h_k, dv)
-  OptionalTensor k, v;  // new keys/values to append: not supported yet
-  OptionalTensor qv;    // not supported yet
-  OptionalTensor rotary_cos, rotary_sin;  // not supported yet
-  OptionalTensor cache_seqlens;           // (b,) int32: keys per sequence (default: s_k for all)
-  OptionalTensor cache_batch_idx;         // (b,) int32: cache row of each sequence
-  OptionalTensor cache_leftpad;           // not supported yet
-  OptionalTensor page_table;              // (b_k, max_pages_per_seq) int32, unit last stride
-  OptionalTensor cu_seqlens_q;            // (b + 1,) int32
-  OptionalTensor cu_seqlens_k_new;        // with k/v only: not supported yet
-  std::optional<int> max_seqlen_q;        // required with cu_seqlens_q
-  OptionalTensor rotary_seqlens;          // not supported yet
+  Tensor q;        // (b, s_q, h, d), or (total_q, h, d) with cu_seqlens_q
+  Tensor k_cache;  // (b_k, s_k, h_k, d), or paged (num_pages, page_size, h_k, d)
+  Tensor v_cache;  // (b_k, s_k, h_k, dv), or paged (num_pages, page_size, h_k, dv)
+  // New keys / values appended at rows [cache_seqlens[b], + s_new) before attention (needs
+  // cache_seqlens, which is not incremented): (b, s_new, h_k, d / dv), or (total_k_new, h_k, d /
+  // dv) with cu_seqlens_k_new.
+  OptionalTensor k, v;
+  OptionalTensor qv;  // not supported yet
+  // (seqlen_ro, rotary_dim / 2), dtype of q: rotary of new keys (stored rotated) and of q.
+  OptionalTensor rotary_cos, rotary_sin;
+  OptionalTensor cache_seqlens;     // (b,) int32: keys per sequence (default: s_k for all)
+  OptionalTensor cache_batch_idx;   // (b,) int32: cache row of each sequence
+  OptionalTensor cache_leftpad;     // (b,) int32: keys start at this row (needs cache_seqlens)
+  OptionalTensor page_table;        // (b_k, max_pages_per_seq) int32, unit last stride
+  OptionalTensor cu_seqlens_q;      // (b + 1,) int32
+  OptionalTensor cu_seqlens_k_new;  // (b + 1,) int32: ragged new keys (with k / v)
+  std::optional<int> max_seqlen_q;  // required with cu_seqlens_q
+  OptionalTensor
+      rotary_seqlens;  // (b,) int32: rotary position of key / query 0 (default cache_seqlens)
   OptionalTensor q_descale, k_descale, v_descale;  // fp8 only: not supported yet
   std::optional<double> softmax_scale;             // default 1/sqrt(d)
   bool causal = false;
@@ -78,7 +85,7 @@ struct KvcacheArgs {
   double softcap = 0.0;
   bool rotary_interleaved = true;
   OptionalTensor scheduler_metadata;  // not supported yet
-  int num_splits = 0;                 // <= 0: heuristic; 1: no split; > 1 not supported yet
+  int num_splits = 0;                 // <= 0: heuristic; 1: no split; n: at most n key splits
   std::optional<bool> pack_gqa;
   int sm_margin = 0;
   bool return_softmax_lse = false;
@@ -94,6 +101,36 @@ void flash_attn_varlen(const VarlenArgs& args);
 
 // Runs attention of `q` against a (paged or contiguous) KV cache. Writes `out` (and `softmax_lse`).
 void flash_attn_with_kvcache(const KvcacheArgs& args);
+
+// A call planned ahead from its static shapes, for CUDA graphs and for serving loops: the plan
+// fixes the kernel (compiled or loaded when the plan is made), the launch grid, num_splits and the
+// workspace size. run() only launches: no compilation, no allocation and no host
+// synchronization (unless options.validate), so a captured run replays with new cache_seqlens,
+// page tables and appended tokens. Lengths and index values are read on the device at run time.
+struct AttentionPlanState;  // opaque
+
+class AttentionPlan {
+ public:
+  explicit AttentionPlan(const KvcacheArgs& args);
+  explicit AttentionPlan(const VarlenArgs& args);
+
+  // Bytes of the workspace run() needs (0 without split-KV): device memory of the call's device
+  // for CUDA, host memory for the CPU, alive until the launched work completes.
+  size_t workspace_bytes() const;
+  // Key splits of each sequence's keys (1 = no split-KV).
+  int num_splits() const;
+  // The kernel the plan launches ("" when the call computes nothing).
+  std::string kernel_name() const;
+
+  // Launches the planned call for `args`, which must have the shapes, flags and device of the
+  // arguments the plan was made from (pointers and index values may differ); a mismatch is a
+  // UsageError naming what changed.
+  void run(const KvcacheArgs& args, void* workspace) const;
+  void run(const VarlenArgs& args, void* workspace) const;
+
+ private:
+  std::shared_ptr<const AttentionPlanState> state_;
+};
 
 // Process-wide counters of the kernel cache (memory and disk) and the compiler.
 struct CacheStats {

@@ -38,7 +38,11 @@ struct Target {
   X(varlen_k)  /* keys packed by cu_seqlens_k */                         \
   X(seqused_k) /* per-sequence key counts (seqused_k / cache_seqlens) */ \
   X(lse)       /* write the log-sum-exp */                               \
-  X(pack_gqa)  /* the query heads of one KV head share one tile */
+  X(pack_gqa)  /* the query heads of one KV head share one tile */       \
+  X(split_kv)  /* fp32 partials per key split, then a combine entry */   \
+  X(append_kv) /* an append entry writes new K/V into the cache first */ \
+  X(leftpad)   /* keys of sequence b stored from row cache_leftpad[b] */ \
+  X(rotary)    /* rotary embedding of new keys and of queries */
 
 struct KernelKey {
   Backend backend = Backend::kCpu;

@@ -5,9 +5,11 @@
 
 #include "flashjit/cpu/amx_matmul.h"
 #include "flashjit/cpu/fp32_tiles.h"
+#include "flashjit/cpu/kv_append.h"
 #include "flashjit/cpu/masks.h"
 #include "flashjit/cpu/online_softmax.h"
 #include "flashjit/cpu/simd.h"
+#include "flashjit/cpu/split_combine.h"
 #include "flashjit/cpu/work_item.h"
 #include "flashjit/fwd_params.h"
 
@@ -46,15 +48,38 @@ struct Shape {
   static constexpr long long kVf = kKf + (kAmx ? 0 : align((long long)BN * Dp * 4));
   static constexpr long long kRows = kVf + (kAmx ? 0 : align((long long)BN * DVp * 4));
   static constexpr long long kRowPtrs = kRows + align((long long)BM * 4 * 4);  // lo, hi, ga, ge
+  // Rotary: the rotated query rows of one head group, in the q dtype, before packing.
+  static constexpr long long kQRot =
+      kRowPtrs + align((long long)(2 * BN > BM ? 2 * BN : BM) * sizeof(void*));
   // K and V row pointers of a key block (BN each); Q row pointers (BM) reuse the space before
   // the key loop.
   static constexpr long long kBytes =
-      kRowPtrs + align((long long)(2 * BN > BM ? 2 * BN : BM) * sizeof(void*));
+      kQRot + (Cfg::kRotary ? align((long long)BM * D * sizeof(typename Cfg::ElementQ)) : 0);
 };
 
 template <class Cfg>
 long long scratch_bytes() {
   return Shape<Cfg>::kBytes;
+}
+
+// One normalized O row (DVp fp32, AMX chunks permuted) into orow (DV elements of T).
+template <class Cfg, typename T>
+inline void write_o_row(const float* o, float inv, T* orow) {
+  using Sh = Shape<Cfg>;
+  constexpr int DV = Sh::DV;
+  int c = 0;
+  if constexpr (Sh::kAmx) {
+#if FLASHJIT_HAVE_AMX
+    for (; c + 32 <= DV; c += 32) {  // full chunks hold their columns permuted
+      f32x16 first, second;
+      amx_unpermute(load(o + c), load(o + c + 16), first, second);
+      store_f32(orow + c, first * inv);
+      store_f32(orow + c + 16, second * inv);
+    }
+#endif
+  }
+  for (; c + 16 <= DV; c += 16) store_f32(orow + c, load(o + c) * inv);
+  if (c < DV) store_f32_partial(orow + c, load(o + c) * inv, DV - c);
 }
 
 template <class Cfg>
@@ -105,6 +130,15 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     min_hi = kin.hi < min_hi ? kin.hi : min_hi;
   }
 
+  if constexpr (Cfg::kSplitKV) {  // this split's share of the key blocks
+    if (n_lo < n_hi) {
+      int b0, b1;
+      flashjit_kernel::split_blocks((n_hi - n_lo + BN - 1) / BN, p.num_splits, it.split, b0, b1);
+      n_hi = n_lo + b1 * BN < n_hi ? n_lo + b1 * BN : n_hi;
+      n_lo += b0 * BN;
+    }
+  }
+
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
   const int hk0 = kv_head<Cfg>(p, it.hg0);
@@ -115,6 +149,12 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       int i = 0, hq = 0;
       row_coords<Cfg>(p, it, hg, r, i, hq);
       qrows[r] = q + it.q_base + (long long)i * p.q_row_stride + (long long)hq * p.q_head_stride;
+      if constexpr (Cfg::kRotary) {
+        TQ* rotated = (TQ*)(scratch + Sh::kQRot) + r * D;
+        rotate_row(p, qrows[r], rotated, D,
+                   flashjit_kernel::rotary_query_pos<Cfg>(it.rotary_base, i));
+        qrows[r] = rotated;
+      }
     }
     if constexpr (Sh::kAmx) {
 #if FLASHJIT_HAVE_AMX
@@ -212,7 +252,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       row_coords<Cfg>(p, it, it.hg0 + t, r, i, hq);
       float mf = rs.m[r], lr = rs.l[r], o_scale = 1.0f;
       if constexpr (Cfg::kSinks) {
-        if (it.lk > 0) {  // a sequence with no keys keeps LSE -inf (spec 3.4)
+        // A sequence with no keys keeps LSE -inf (spec 3.4); split-KV counts the sink in split 0.
+        if (it.lk > 0 && it.split == 0) {
           const float sink = sink_logit(p, hq) * kLog2e;
           mf = sink > rs.m[r] ? sink : rs.m[r];
           o_scale = exp2(rs.m[r] - mf);
@@ -220,24 +261,18 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
         }
       }
       const float inv = lr > 0.0f ? o_scale / lr : 0.0f;
+      const float lse = lr > 0.0f ? (mf + __builtin_log2f(lr)) * kLn2 : kNegInf;
+      if constexpr (Cfg::kSplitKV) {  // fp32 partials for the combine entry
+        const long long a = (it.acc_row0 + i) * p.num_heads + hq;
+        write_o_row<Cfg>(o + r * DVp, inv, p.out_accum + (it.split * p.accum_rows + a) * DV);
+        p.lse_accum[it.split * p.accum_rows + a] = lse;
+        continue;
+      }
       TO* orow = out + it.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
-      int c = 0;
-      if constexpr (Sh::kAmx) {
-#if FLASHJIT_HAVE_AMX
-        for (; c + 32 <= DV; c += 32) {  // full chunks hold their columns permuted
-          f32x16 first, second;
-          amx_unpermute(load(o + r * DVp + c), load(o + r * DVp + c + 16), first, second);
-          store_f32(orow + c, first * inv);
-          store_f32(orow + c + 16, second * inv);
-        }
-#endif
-      }
-      for (; c + 16 <= DV; c += 16) store_f32(orow + c, load(o + r * DVp + c) * inv);
-      if (c < DV) store_f32_partial(orow + c, load(o + r * DVp + c) * inv, DV - c);
-      if constexpr (Cfg::kLse) {
+      write_o_row<Cfg>(o + r * DVp, inv, orow);
+      if constexpr (Cfg::kLse)
         p.lse[it.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
-            lr > 0.0f ? (mf + __builtin_log2f(lr)) * kLn2 : kNegInf;
-      }
+            lse;
     }
   }
 }

@@ -66,6 +66,23 @@ inline void store_f32(fp16* p, f32x16 v) {
 inline float to_float(float x) { return x; }
 inline float to_float(bf16 x) { return __builtin_bit_cast(float, (unsigned)x.bits << 16); }
 inline float to_float(fp16 x) { return (float)x.value; }
+// One float to T, rounded to nearest even (as store_f32).
+template <typename T>
+inline T from_float(float x);
+template <>
+inline float from_float<float>(float x) {
+  return x;
+}
+template <>
+inline bf16 from_float<bf16>(float x) {
+  unsigned w = __builtin_bit_cast(unsigned, x);
+  w += 0x7fffu + ((w >> 16) & 1u);
+  return bf16{(unsigned short)(w >> 16)};
+}
+template <>
+inline fp16 from_float<fp16>(float x) {
+  return fp16{(_Float16)x};
+}
 
 // Loads n < 16 elements, zero-filling the rest; never touches memory past p + n.
 template <typename T>

@@ -10,14 +10,23 @@ namespace flashjit_cpu {
 
 struct WorkItem {
   int b, kv_b;
+  int split;        // split-KV: which of num_splits key ranges (0 without)
+  int rotary_base;  // rotary position of query 0
   int hg0, nheads;  // head groups [hg0, hg0 + nheads)
   int lq, lk;
   int m0, nrows;
   long long q_base, o_base, lse_base, k_row0;
+  long long acc_row0;  // split-KV: accumulator row of query 0 (before x h)
 };
 
+// Work item w: ((b * num_head_chunks + chunk) * num_m_blocks + m block) * num_splits + split.
 template <class Cfg>
 inline bool locate(const FwdParams& p, long long w, WorkItem& it) {
+  it.split = 0;
+  if constexpr (Cfg::kSplitKV) {
+    it.split = (int)(w % p.num_splits);
+    w /= p.num_splits;
+  }
   const int mb = (int)(w % p.num_m_blocks);
   const long long t = w / p.num_m_blocks;
   const int chunk = (int)(t % p.num_head_chunks);
@@ -29,6 +38,8 @@ inline bool locate(const FwdParams& p, long long w, WorkItem& it) {
   it.lk = s.lk;
   it.kv_b = s.kv_b;
   it.k_row0 = s.k_row0;
+  it.acc_row0 = s.acc_row0;
+  it.rotary_base = s.rotary_base;
   const int g = Cfg::kPackGqa ? p.group : 1;
   it.m0 = mb * Cfg::kBlockM;
   const long long rows = (long long)it.lq * g;
@@ -67,7 +78,8 @@ inline void gather_rows(const FwdParams& p, const WorkItem& it, int hk, int n0, 
   const T* v = (const T*)p.v + hk * p.v_head_stride;
   if constexpr (Cfg::kPagedKV) {
     const int* table = p.page_table + it.kv_b * p.page_table_stride;
-    int slot = n0 % p.page_size, entry = n0 / p.page_size;
+    const long long pos = it.k_row0 + n0;  // storage row (past any left padding)
+    int slot = (int)(pos % p.page_size), entry = (int)(pos / p.page_size);
     for (int j = 0; j < nb;) {
       int page = table[entry++];
       page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // clamp: never OOB

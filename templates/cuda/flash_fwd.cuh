@@ -5,7 +5,9 @@
 #pragma once
 
 #include "flashjit/attention_math.h"
+#include "flashjit/cuda/kv_append.cuh"
 #include "flashjit/cuda/ptx.cuh"
+#include "flashjit/cuda/split_combine.cuh"
 #include "flashjit/fwd_params.h"
 
 namespace flashjit_cuda {
@@ -38,6 +40,8 @@ struct Traits {
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
   static_assert(kSplit > 1 || kStages == 2 || kStages == 3, "num_stages: 2 or 3 for row warps");
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
+  static_assert(!Cfg::kRotary || Cfg::kAppendKV, "rotary applies to appended keys");
+  static_assert(!Cfg::kLeftpad || !Cfg::kVarlenK, "left padding is a KV-cache feature");
   static_assert(DV <= 256, "head_dim_v above 256 does not fit the O accumulators in registers");
   static_assert(kMT >= 1 && kMT * 16 * kRowWarps == BM, "block_m must be 16 x row warps x kMT");
   static_assert(kSplit == 1 || kSplit * (kKElems + kVElems) * 2 >= kWarps * 32 * (DVp / 2 + 4) * 4,
@@ -60,8 +64,17 @@ __device__ __forceinline__ float sink_logit(const FwdParams& p, int hq) {
 // Where a CTA's rows and keys are.
 struct Tile {
   int b, kv_b, hg, hk, lq, lk, m0, nrows;
+  int rotary_base;  // rotary position of query 0
   long long q_base, o_base, lse_base, k_row0;
 };
+
+// Split-KV: which of num_splits key ranges this CTA visits (grid x = m block x num_splits +
+// split). NOTE: recomputed where needed rather than kept, as are the accumulator rows below:
+// registers are what limits the decode tiles.
+template <class Cfg>
+__device__ __forceinline__ int tile_split(const FwdParams& p) {
+  return Cfg::kSplitKV ? (int)(blockIdx.x % p.num_splits) : 0;
+}
 
 template <class Cfg>
 __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
@@ -72,8 +85,10 @@ __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   t.lk = s.lk;
   t.kv_b = s.kv_b;
   t.k_row0 = s.k_row0;
+  t.rotary_base = s.rotary_base;
   const int g = Cfg::kPackGqa ? p.group : 1;
-  t.m0 = blockIdx.x * Cfg::kBlockM;
+  const int m_block = Cfg::kSplitKV ? blockIdx.x / p.num_splits : blockIdx.x;
+  t.m0 = m_block * Cfg::kBlockM;
   const long long rows = (long long)t.lq * g;
   if (t.m0 >= rows) return false;
   t.nrows = rows - t.m0 < Cfg::kBlockM ? (int)(rows - t.m0) : Cfg::kBlockM;
@@ -102,10 +117,12 @@ __device__ __forceinline__ void row_coords(const FwdParams& p, const Tile& t, in
 template <class Cfg>
 struct KvRowWalk {
   int page_idx = 0, in_page = 0, cached = -1, page = 0;
-  __device__ __forceinline__ KvRowWalk(const FwdParams& p, int j0) {
+  __device__ __forceinline__ KvRowWalk(const FwdParams& p, const Tile& t, int j0) {
     if constexpr (Cfg::kPagedKV) {
-      page_idx = j0 / p.page_size;
-      in_page = j0 - page_idx * p.page_size;
+      int pos = j0;
+      if constexpr (Cfg::kLeftpad) pos += (int)t.k_row0;  // storage row past the left padding
+      page_idx = pos / p.page_size;
+      in_page = pos - page_idx * p.page_size;
     }
   }
   // Offsets of row j, the walk's current row; only for rows below the key count, so that the
@@ -143,7 +160,7 @@ struct KvRowWalk {
 template <class Cfg>
 __device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j, long long& k_ofs,
                                         long long& v_ofs) {
-  KvRowWalk<Cfg>(p, j).offsets(p, t, j, k_ofs, v_ofs);
+  KvRowWalk<Cfg>(p, t, j).offsets(p, t, j, k_ofs, v_ofs);
 }
 
 // Issues the cp.async copies of keys [n0, n0 + BN) of K and V into one stage; keys at or past
@@ -162,7 +179,7 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
     constexpr int kStep = kN / kChunksK;
     const int ch = tid % kChunksK;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
-    KvRowWalk<Cfg> walk(p, n0 + tid / kChunksK);
+    KvRowWalk<Cfg> walk(p, t, n0 + tid / kChunksK);
 #pragma unroll
     for (int i = 0; i < (T::BN + kStep - 1) / kStep; ++i) {
       const int r = tid / kChunksK + i * kStep;
@@ -220,7 +237,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   row_coords<Cfg>(p, t, t.nrows - 1, i_last, hq_unused);
   const KeyInterval first = visible_keys<Cfg>(p, i_first, t.lq, t.lk);
   const KeyInterval last = visible_keys<Cfg>(p, i_last, t.lq, t.lk);
-  const int n_lo = first.lo, n_hi = last.hi;
+  int n_lo = first.lo;
+  const int n_hi = last.hi;
   const int max_lo = last.lo, min_hi = first.hi;
 
   // This thread's rows: in m-tile mt, lane / 4 and lane / 4 + 8 (index r = 2 mt + {0, 1}).
@@ -245,13 +263,34 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       if (valid) {
         int i, hq;
         row_coords<Cfg>(p, t, r, i, hq);
-        src =
-            q + t.q_base + (long long)i * p.q_row_stride + (long long)hq * p.q_head_stride + ch * 8;
+        const u16* row =
+            q + t.q_base + (long long)i * p.q_row_stride + (long long)hq * p.q_head_stride;
+        src = row + ch * 8;
+        if constexpr (Cfg::kRotary) {  // rotated through registers (the caller's q is unchanged)
+          if (ch * 8 < p.rotary_dim) {
+            const int partner = ch + p.rotary_dim / 16;
+            Chunk lo = load_chunk(src), hi;
+            if (!p.rotary_interleaved && ch * 8 < p.rotary_dim / 2)
+              hi = load_chunk(row + partner * 8);
+            if (rotate_chunk<kBf16>(p, flashjit_kernel::rotary_query_pos<Cfg>(t.rotary_base, i), ch,
+                                    lo, hi)) {
+              store_chunk(sq + r * T::kQStride + ch * 8, lo);
+              if (!p.rotary_interleaved) store_chunk(sq + r * T::kQStride + partner * 8, hi);
+            }
+            continue;
+          }
+        }
       }
       cp_async_16(smem_addr(sq + r * T::kQStride + ch * 8), src, valid ? 16 : 0);
     }
   }
-  const int nblocks = n_lo < n_hi ? (n_hi - n_lo + BN - 1) / BN : 0;
+  int nblocks = n_lo < n_hi ? (n_hi - n_lo + BN - 1) / BN : 0;
+  if constexpr (Cfg::kSplitKV) {  // this split's share of the key blocks
+    int b0, b1;
+    flashjit_kernel::split_blocks(nblocks, p.num_splits, tile_split<Cfg>(p), b0, b1);
+    n_lo += b0 * BN;
+    nblocks = b1 - b0;
+  }
   float m[kR], l[kR];
   float o[kMT][DVp / 8][4];
 #pragma unroll
@@ -478,7 +517,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     row_coords<Cfg>(p, t, row_of(r), i, hq);
     float mf = m[r], lr = l[r], o_scale = 1.f;
     if constexpr (Cfg::kSinks) {
-      if (t.lk > 0) {  // a sequence with no keys keeps LSE -inf (spec 3.4)
+      // A sequence with no keys keeps LSE -inf (spec 3.4); split-KV counts the sink in split 0.
+      if (t.lk > 0 && tile_split<Cfg>(p) == 0) {
         const float sink = sink_logit(p, hq) * 1.4426950408889634f;
         mf = fmaxf(sink, m[r]);
         o_scale = exp2f(m[r] - mf);
@@ -486,6 +526,24 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       }
     }
     const float inv = lr > 0.f ? o_scale / lr : 0.f;
+    const float lse = lr > 0.f ? (mf + log2f(lr)) * 0.69314718055994531f : neg_inf();
+    if constexpr (Cfg::kSplitKV) {  // fp32 partials for the combine entry
+      const long long acc_row0 =
+          Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[t.b] : (long long)t.b * p.seqlen_q;
+      const long long a = (acc_row0 + i) * p.num_heads + hq;
+      const int split = tile_split<Cfg>(p);
+      float* prow = p.out_accum + (split * p.accum_rows + a) * T::DV;
+#pragma unroll
+      for (int d = 0; d < DVp / 8; ++d) {
+        const int col = d * 8 + 2 * (lane % 4);
+        if (col < T::DV) {
+          prow[col] = o[r / 2][d][2 * (r % 2)] * inv;
+          prow[col + 1] = o[r / 2][d][2 * (r % 2) + 1] * inv;
+        }
+      }
+      if (lane % 4 == 0) p.lse_accum[split * p.accum_rows + a] = lse;
+      continue;
+    }
     u16* orow = out + t.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
 #pragma unroll
     for (int d = 0; d < DVp / 8; ++d) {
@@ -497,7 +555,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     if constexpr (Cfg::kLse) {
       if (lane % 4 == 0)
         p.lse[t.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
-            lr > 0.f ? (mf + log2f(lr)) * 0.69314718055994531f : neg_inf();
+            lse;
     }
   }
 }

@@ -1,6 +1,7 @@
-// generate_cpu_source(): byte-exact golden sources for three representative keys, determinism, the
-// banner, the AMX switch, one config line per key field, and the rejection of non-canonical and
-// unsupported keys. FLASHJIT_UPDATE_GOLDEN=1 rewrites the golden files instead of failing.
+// generate_cpu_source(): byte-exact golden sources for four representative keys, determinism, the
+// banner, the AMX switch, one config line per key field, the split-KV / append entries (also of
+// generate_cuda_source()), and the rejection of non-canonical and unsupported keys.
+// FLASHJIT_UPDATE_GOLDEN=1 rewrites the golden files instead of failing.
 #include "codegen/generate_source.h"
 
 #include <gtest/gtest.h>
@@ -56,6 +57,26 @@ KernelKey fp32_local_chunked_key() {
   return k;
 }
 
+// Decode against a paged cache with every KV-cache feature: split-KV, append, left padding and
+// rotary.
+KernelKey bf16_split_append_rotary_key() {
+  KernelKey k;
+  k.target = kAmxTarget;
+  k.dtype_q = k.dtype_kv = k.dtype_o = DType::kBFloat16;
+  k.head_dim_qk = k.head_dim_v = 128;
+  k.causal = true;
+  k.paged_kv = true;
+  k.seqused_k = true;
+  k.lse = true;
+  k.split_kv = true;
+  k.append_kv = true;
+  k.leftpad = true;
+  k.rotary = true;
+  k.block_m = 16;
+  k.block_n = 128;
+  return k;
+}
+
 KernelKey fp16_varlen_key() {
   KernelKey k;
   k.target = Target{"x86_64-unknown-linux-gnu", "sapphirerapids",
@@ -104,6 +125,26 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+// Sets the flags that the flags of `k` require (check_supported): append_kv, leftpad and rotary
+// need per-sequence lengths (seqused_k), rotary also needs append_kv.
+void with_prerequisites(KernelKey& k) {
+  if (k.rotary) k.append_kv = true;
+  if (k.append_kv || k.leftpad) k.seqused_k = true;
+}
+
+KernelKey cuda_key() {
+  KernelKey k;
+  k.backend = Backend::kCuda;
+  k.target = Target{"nvptx64-nvidia-cuda", "sm_90a", ""};
+  k.dtype_q = k.dtype_kv = k.dtype_o = DType::kBFloat16;
+  k.head_dim_qk = k.head_dim_v = 128;
+  k.block_m = 128;
+  k.block_n = 32;
+  k.num_warps = 4;
+  k.num_stages = 2;
+  return k;
+}
+
 TEST(GenerateSourceGolden, Bf16CausalPagedAmx) { check_golden(bf16_causal_paged_key()); }
 
 TEST(GenerateSourceGolden, Fp32LocalChunkedSoftcapSinksNoAmx) {
@@ -112,9 +153,13 @@ TEST(GenerateSourceGolden, Fp32LocalChunkedSoftcapSinksNoAmx) {
 
 TEST(GenerateSourceGolden, Fp16Varlen192x128) { check_golden(fp16_varlen_key()); }
 
+TEST(GenerateSourceGolden, Bf16SplitAppendLeftpadRotary) {
+  check_golden(bf16_split_append_rotary_key());
+}
+
 TEST(GenerateSource, IsDeterministic) {
-  for (const KernelKey& key :
-       {bf16_causal_paged_key(), fp32_local_chunked_key(), fp16_varlen_key(), base_cpu_key()}) {
+  for (const KernelKey& key : {bf16_causal_paged_key(), fp32_local_chunked_key(), fp16_varlen_key(),
+                               bf16_split_append_rotary_key(), base_cpu_key()}) {
     const std::string first = generate_cpu_source(key);
     const std::string second = generate_cpu_source(key);
     EXPECT_EQ(first, second) << key.name();
@@ -123,8 +168,8 @@ TEST(GenerateSource, IsDeterministic) {
 }
 
 TEST(GenerateSource, BannerNamesTheKeyAndEntryPoints) {
-  for (const KernelKey& key :
-       {bf16_causal_paged_key(), fp32_local_chunked_key(), fp16_varlen_key()}) {
+  for (const KernelKey& key : {bf16_causal_paged_key(), fp32_local_chunked_key(), fp16_varlen_key(),
+                               bf16_split_append_rotary_key()}) {
     const std::string source = generate_cpu_source(key);
     EXPECT_TRUE(contains(source, "// key: " + key.name() + "\n")) << source;
     EXPECT_EQ(
@@ -172,10 +217,14 @@ TEST(GenerateSource, ConfigReflectsEveryKeyField) {
   const std::string base_source = generate_cpu_source(base);
   // The config constant of each flag; a new flag without an entry here fails the test.
   const std::map<std::string, std::string> constants = {
-      {"causal", "kCausal"},    {"local", "kLocal"},      {"chunked", "kChunked"},
-      {"softcap", "kSoftcap"},  {"sinks", "kSinks"},      {"paged_kv", "kPagedKV"},
-      {"varlen_q", "kVarlenQ"}, {"varlen_k", "kVarlenK"}, {"seqused_k", "kSequsedK"},
-      {"lse", "kLse"},          {"pack_gqa", "kPackGqa"}};
+      {"causal", "kCausal"},      {"local", "kLocal"},
+      {"chunked", "kChunked"},    {"softcap", "kSoftcap"},
+      {"sinks", "kSinks"},        {"paged_kv", "kPagedKV"},
+      {"varlen_q", "kVarlenQ"},   {"varlen_k", "kVarlenK"},
+      {"seqused_k", "kSequsedK"}, {"lse", "kLse"},
+      {"pack_gqa", "kPackGqa"},   {"split_kv", "kSplitKV"},
+      {"append_kv", "kAppendKV"}, {"leftpad", "kLeftpad"},
+      {"rotary", "kRotary"}};
   struct FlagRef {
     const char* name;
     bool KernelKey::*member;
@@ -190,6 +239,7 @@ TEST(GenerateSource, ConfigReflectsEveryKeyField) {
     const std::string& constant = constants.at(f.name);
     KernelKey k = base;
     k.*f.member = true;
+    with_prerequisites(k);
     k = k.canonicalize();
     const std::string source = generate_cpu_source(k);
     EXPECT_NE(source, base_source) << f.name;
@@ -206,6 +256,58 @@ TEST(GenerateSource, ConfigReflectsEveryKeyField) {
   k = fp32_local_chunked_key();
   EXPECT_TRUE(contains(generate_cpu_source(k), "using ElementKV = float;"));
   EXPECT_TRUE(contains(base_source, "using ElementO = flashjit_cpu::bf16;"));
+}
+
+// The split-KV combine and the append entry exist exactly when their flag is set, in both the
+// CPU and the CUDA source.
+TEST(GenerateSource, ExtraEntriesFollowSplitKvAndAppendKv) {
+  struct Generator {
+    const char* name;
+    KernelKey base;
+    std::string (*generate)(const KernelKey&);
+    const char* combine;
+    const char* append;
+  };
+  const std::vector<Generator> generators = {
+      {"cpu", base_cpu_key(), &generate_cpu_source, kCpuEntryCombine, kCpuEntryAppend},
+      {"cuda", cuda_key(), &generate_cuda_source, kCudaEntryCombine, kCudaEntryAppend},
+  };
+  for (const Generator& g : generators) {
+    SCOPED_TRACE(g.name);
+    EXPECT_STREQ(g.combine, "flashjit_combine");
+    EXPECT_STREQ(g.append, "flashjit_append");
+    const std::string plain = g.generate(g.base);
+    EXPECT_TRUE(contains(plain, "flashjit_fwd"));
+    EXPECT_FALSE(contains(plain, "flashjit_combine"));
+    EXPECT_FALSE(contains(plain, "flashjit_append"));
+
+    KernelKey split = g.base;
+    split.split_kv = true;
+    const std::string split_source = g.generate(split);
+    EXPECT_TRUE(contains(split_source, "flashjit_fwd"));
+    EXPECT_TRUE(contains(split_source, "flashjit_combine"));
+    EXPECT_FALSE(contains(split_source, "flashjit_append"));
+    EXPECT_TRUE(contains(split_source, line_for("kSplitKV", true)));
+
+    KernelKey append = g.base;
+    append.append_kv = true;
+    append.seqused_k = true;
+    const std::string append_source = g.generate(append);
+    EXPECT_TRUE(contains(append_source, "flashjit_fwd"));
+    EXPECT_TRUE(contains(append_source, "flashjit_append"));
+    EXPECT_FALSE(contains(append_source, "flashjit_combine"));
+    EXPECT_TRUE(contains(append_source, line_for("kAppendKV", true)));
+
+    KernelKey both = append;
+    both.split_kv = true;
+    both.rotary = true;
+    both.leftpad = true;
+    const std::string both_source = g.generate(both);
+    EXPECT_TRUE(contains(both_source, "flashjit_combine"));
+    EXPECT_TRUE(contains(both_source, "flashjit_append"));
+    EXPECT_TRUE(contains(both_source, line_for("kRotary", true)));
+    EXPECT_TRUE(contains(both_source, line_for("kLeftpad", true)));
+  }
 }
 
 TEST(GenerateSource, NonCanonicalKeyIsInternalError) {
@@ -249,6 +351,15 @@ TEST(GenerateSource, UnsupportedKeyIsUsageError) {
   k = base_cpu_key();
   k.block_n = 40;
   keys.emplace_back(k, "block_n");
+  k = base_cpu_key();
+  k.rotary = k.seqused_k = true;
+  keys.emplace_back(k, "rotary");
+  k = base_cpu_key();
+  k.append_kv = true;
+  keys.emplace_back(k, "append_kv");
+  k = base_cpu_key();
+  k.leftpad = k.seqused_k = k.varlen_k = true;
+  keys.emplace_back(k, "leftpad");
   for (const auto& [key, part] : keys) {
     try {
       generate_cpu_source(key);

@@ -70,7 +70,7 @@ TEST(KernelDigest, ChangesWithEveryFlagOffFromAllOn) {
   }
   FLASHJIT_KEY_FLAGS(FLASHJIT_FLAG_OFF)
 #undef FLASHJIT_FLAG_OFF
-  EXPECT_EQ(flags, 11);
+  EXPECT_EQ(flags, 15);
 }
 
 TEST(KernelDigest, ChangesWithAnyOneByteOfTheSource) {

@@ -235,6 +235,33 @@ TEST(KeySpelling, NameOfBaseKey) {
             "+amx-bf16,+amx-tile,+avx512f");
 }
 
+TEST(KeySpelling, NameOfKvCacheFeatureKey) {
+  KernelKey k = base_cpu_key();
+  k.seqused_k = true;
+  k.split_kv = true;
+  k.append_kv = true;
+  k.leftpad = true;
+  k.rotary = true;
+  EXPECT_NO_THROW(k.check_supported());
+  EXPECT_EQ(k.name(), "fa_fwd_cpu_bf16_hd128_sequsedk_splitkv_appendkv_leftpad_rotary_bm64_bn64");
+  EXPECT_EQ(KernelKey::from_string(k.to_string()), k);
+  for (const FlagRef& f : all_flags()) {
+    const std::string name = f.name;
+    if (name != "split_kv" && name != "append_kv" && name != "leftpad" && name != "rotary")
+      continue;
+    KernelKey one = k;
+    one.*f.member = false;
+    EXPECT_NE(one.name(), k.name()) << name;
+    EXPECT_EQ(KernelKey::from_string(one.to_string()), one) << name;
+    KernelKey only = base_cpu_key();
+    only.*f.member = true;
+    EXPECT_EQ(KernelKey::from_string(only.to_string()), only) << name;
+    const nlohmann::json j = only;
+    EXPECT_EQ(j.at(name), true) << name;
+    EXPECT_EQ(j.get<KernelKey>(), only) << name;
+  }
+}
+
 TEST(KeySpelling, CpuKeysRoundTripThroughString) {
   const std::vector<KernelKey> keys = spelling_keys(base_cpu_key());
   EXPECT_GT(keys.size(), 80u);
@@ -421,6 +448,9 @@ TEST(CheckSupported, AcceptsSupportedKeys) {
   for (const FlagRef& f : all_flags()) {
     KernelKey k = base_cpu_key();
     k.*f.member = true;
+    // The prerequisites of the KV-cache flags: per-sequence lengths, and append for rotary.
+    if (k.rotary) k.append_kv = true;
+    if (k.append_kv || k.leftpad) k.seqused_k = true;
     keys.push_back(k.canonicalize());
   }
   KernelKey many = base_cpu_key();
@@ -457,6 +487,14 @@ TEST(CheckSupported, RejectsUnsupportedKeys) {
       {[](KernelKey& k) { k.dtype_kv = DType::kFloat8E4M3; }, {"dtype_kv", "bf16", "e4m3"}},
       {[](KernelKey& k) { k.dtype_o = DType::kFloat32; }, {"dtype_o", "bf16", "fp32"}},
       {[](KernelKey& k) { k.paged_kv = k.varlen_k = true; }, {"paged_kv", "varlen_k"}},
+      {[](KernelKey& k) { k.rotary = k.seqused_k = true; }, {"rotary", "append_kv"}},
+      {[](KernelKey& k) { k.append_kv = true; }, {"append_kv", "seqused_k"}},
+      {[](KernelKey& k) { k.append_kv = k.rotary = true; }, {"append_kv", "seqused_k"}},
+      {[](KernelKey& k) { k.append_kv = k.seqused_k = k.varlen_k = true; },
+       {"append_kv", "not varlen_k"}},
+      {[](KernelKey& k) { k.leftpad = true; }, {"leftpad", "seqused_k"}},
+      {[](KernelKey& k) { k.leftpad = k.seqused_k = k.varlen_k = true; },
+       {"leftpad", "not varlen_k"}},
       {[](KernelKey& k) { k.block_m = 0; }, {"block_m", "got 0"}},
       {[](KernelKey& k) { k.block_m = 6; }, {"block_m", "got 6"}},
       {[](KernelKey& k) { k.block_m = 260; }, {"block_m", "got 260"}},

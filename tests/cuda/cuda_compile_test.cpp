@@ -25,13 +25,8 @@ struct CudaCase {
   std::string name;
 };
 
-KernelKey cuda_key(const std::string& arch, DType dtype, int d, int dv, int rows) {
-  KernelKey k;
-  k.backend = Backend::kCuda;
-  k.target = Target{"nvptx64-nvidia-cuda", arch, ""};
-  k.dtype_q = k.dtype_kv = k.dtype_o = dtype;
-  k.head_dim_qk = d;
-  k.head_dim_v = dv;
+// The key with the default tiles for its flags.
+KernelKey tiled(KernelKey k, int rows) {
   TileProblem tp;
   tp.rows = rows;
   const TileConfig t = default_cuda_tiles(k, tp);
@@ -40,6 +35,16 @@ KernelKey cuda_key(const std::string& arch, DType dtype, int d, int dv, int rows
   k.num_warps = t.num_warps;
   k.num_stages = t.num_stages;
   return k;
+}
+
+KernelKey cuda_key(const std::string& arch, DType dtype, int d, int dv, int rows) {
+  KernelKey k;
+  k.backend = Backend::kCuda;
+  k.target = Target{"nvptx64-nvidia-cuda", arch, ""};
+  k.dtype_q = k.dtype_kv = k.dtype_o = dtype;
+  k.head_dim_qk = d;
+  k.head_dim_v = dv;
+  return tiled(k, rows);
 }
 
 std::vector<CudaCase> cases() {
@@ -66,38 +71,48 @@ std::vector<CudaCase> cases() {
     const std::vector<bool KernelKey::*> flags = {
         &KernelKey::causal,    &KernelKey::local,    &KernelKey::chunked,  &KernelKey::softcap,
         &KernelKey::sinks,     &KernelKey::paged_kv, &KernelKey::varlen_q, &KernelKey::varlen_k,
-        &KernelKey::seqused_k, &KernelKey::lse,      &KernelKey::pack_gqa};
-    for (auto flag : flags) {
-      KernelKey k = cuda_key(arch, DType::kBFloat16, 128, 128, 4096);
+        &KernelKey::seqused_k, &KernelKey::lse,      &KernelKey::pack_gqa, &KernelKey::split_kv,
+        &KernelKey::append_kv, &KernelKey::leftpad,  &KernelKey::rotary};
+    // What a flag needs alongside (append, left padding and rotary are KV-cache features).
+    auto with_flag = [](KernelKey k, bool KernelKey::*flag) {
       k.*flag = true;
-      add(k);
-    }
+      if (k.append_kv || k.leftpad || k.rotary) k.seqused_k = true;
+      if (k.rotary) k.append_kv = true;
+      return k;
+    };
+    for (auto flag : flags) add(with_flag(cuda_key(arch, DType::kBFloat16, 128, 128, 4096), flag));
+    // Everything a decode step of a serving engine uses: split-KV, append, rotary, left padding.
+    auto serving = [](KernelKey k) {
+      k.split_kv = k.append_kv = k.rotary = k.leftpad = true;
+      return k;
+    };
     // The common serving combinations, and everything at once on d256.
     KernelKey decode = cuda_key(arch, DType::kBFloat16, 128, 128, 4);
     decode.paged_kv = decode.seqused_k = decode.pack_gqa = decode.lse = true;
     add(decode);
+    add(serving(decode));
     for (auto [d, dv] : dims) {  // decode tiles have the fewest registers per thread
       KernelKey k = cuda_key(arch, DType::kFloat16, d, dv, 4);
       k.causal = k.local = k.chunked = k.softcap = k.sinks = k.paged_kv = true;
       k.varlen_q = k.seqused_k = k.lse = k.pack_gqa = true;
-      if (test_level() >= 2 || d == 128 || d == 80) add(k);
+      if (test_level() >= 2 || d == 128 || d == 80) add(tiled(serving(k), 4));
     }
     KernelKey all128 = cuda_key(arch, DType::kBFloat16, 128, 128, 4096);
     all128.causal = all128.local = all128.chunked = all128.softcap = all128.sinks = true;
     all128.paged_kv = all128.varlen_q = all128.seqused_k = all128.lse = all128.pack_gqa = true;
     add(all128);
+    add(serving(all128));
     KernelKey ring3 = cuda_key(arch, DType::kBFloat16, 64, 64, 4096);  // a 3-stage K/V ring
     ring3.num_stages = 3;
     add(ring3);
     KernelKey all = cuda_key(arch, DType::kFloat16, 256, 256, 4096);
     all.causal = all.local = all.chunked = all.softcap = all.sinks = all.paged_kv = true;
     all.varlen_q = all.seqused_k = all.lse = all.pack_gqa = true;
-    add(all);
+    add(serving(all));
     if (test_level() >= 2) {
       for (auto [d, dv] : dims)
         for (auto flag : flags) {
-          KernelKey k = cuda_key(arch, DType::kBFloat16, d, dv, 4096);
-          k.*flag = true;
+          KernelKey k = with_flag(cuda_key(arch, DType::kBFloat16, d, dv, 4096), flag);
           if (!(k.paged_kv && k.varlen_k)) add(k);
         }
     }

@@ -423,9 +423,8 @@ TEST(KvcacheErrors, SinksNotContiguous) {
 
 TEST(KvcacheErrors, NotSupportedParameters) {
   KvCase c;
-  const Tensor new_kv = c.buf.half({2, 1, 2, 64});
-  const Tensor rotary = c.buf.half({8, 16});
-  const Tensor lengths = c.buf.i32({0, 0});
+  const Tensor qv = c.buf.half({2, 3, 4, 64});
+  const Tensor metadata = c.buf.i32({0, 0});
   const Tensor descale = c.buf.f32({2, 2}, 1.0f);
   struct Case {
     void (*mutate)(KvcacheArgs&, const Tensor&);
@@ -433,19 +432,11 @@ TEST(KvcacheErrors, NotSupportedParameters) {
     std::string name;
   };
   const std::vector<Case> cases = {
-      {[](KvcacheArgs& a, const Tensor& t) { a.k = t; }, &new_kv, "k / v"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.v = t; }, &new_kv, "k / v"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.qv = t; }, &new_kv, "qv"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.rotary_cos = t; }, &rotary, "rotary_cos"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.rotary_sin = t; }, &rotary, "rotary_sin"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.rotary_seqlens = t; }, &lengths, "rotary_seqlens"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.cache_leftpad = t; }, &lengths, "cache_leftpad"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.cu_seqlens_k_new = t; }, &lengths,
-       "cu_seqlens_k_new"},
+      {[](KvcacheArgs& a, const Tensor& t) { a.qv = t; }, &qv, "qv"},
       {[](KvcacheArgs& a, const Tensor& t) { a.q_descale = t; }, &descale, "q_descale"},
       {[](KvcacheArgs& a, const Tensor& t) { a.k_descale = t; }, &descale, "k_descale"},
       {[](KvcacheArgs& a, const Tensor& t) { a.v_descale = t; }, &descale, "v_descale"},
-      {[](KvcacheArgs& a, const Tensor& t) { a.scheduler_metadata = t; }, &lengths,
+      {[](KvcacheArgs& a, const Tensor& t) { a.scheduler_metadata = t; }, &metadata,
        "scheduler_metadata"},
   };
   for (const Case& k : cases) {
@@ -457,9 +448,423 @@ TEST(KvcacheErrors, NotSupportedParameters) {
   KvcacheArgs bad = c.args;
   bad.score_mod = "def score_mod(score, b, h, q_idx, kv_idx): return score";
   expect_rejected<NotSupportedError>(c, bad, {"not supported yet: score_mod"});
+}
+
+// --- k / v (KV append), cu_seqlens_k_new
+// ------------------------------------------------------------
+
+// KvCase plus new keys and values k / v (2, 2, 2, 64) appended at cache_seqlens {4, 6}, so that
+// both sequences have room for them; optionally rotary tables (8, 16) (rotary_dim 32).
+class AppendCase : public KvCase {
+ public:
+  static constexpr int kSeqlenNew = 2, kRotaryRows = 8, kRotaryCols = 16;
+
+  explicit AppendCase(const KvConfig& c = {}, bool rotary = false) : KvCase(c) {
+    args.k = buf.half({kBatch, kSeqlenNew, c.h_k, c.d});
+    args.v = buf.half({kBatch, kSeqlenNew, c.h_k, c.dv});
+    args.cache_seqlens = buf.i32({4, 6});
+    if (rotary) {
+      args.rotary_cos = buf.half({kRotaryRows, kRotaryCols});
+      args.rotary_sin = buf.half({kRotaryRows, kRotaryCols});
+    }
+  }
+};
+
+// The new parameters: valid calls with each of them run and write finite outputs.
+TEST(KvcacheErrors, ValidCallsWithNewParametersWriteFiniteOutputs) {
+  {
+    AppendCase c;
+    ASSERT_NO_THROW(c.run());
+    EXPECT_TRUE(all_finite(c.args.out));
+  }
+  {
+    AppendCase c(KvConfig{.validate = true}, /*rotary=*/true);
+    ASSERT_NO_THROW(c.run());
+    EXPECT_TRUE(all_finite(c.args.out));
+    c.args.rotary_seqlens = c.buf.i32({0, 3});
+    ASSERT_NO_THROW(c.run());
+    EXPECT_TRUE(all_finite(c.args.out));
+  }
+  {
+    AppendCase c(KvConfig{.paged = true, .validate = true});
+    c.args.k = c.buf.half({3, 2, 64});
+    c.args.v = c.buf.half({3, 2, 64});
+    c.args.cu_seqlens_k_new = c.buf.i32({0, 1, 3});
+    ASSERT_NO_THROW(c.run());
+    EXPECT_TRUE(all_finite(c.args.out));
+  }
+  {
+    KvCase c(KvConfig{.validate = true});
+    c.args.cache_leftpad = c.buf.i32({1, 3});
+    ASSERT_NO_THROW(c.run());
+    EXPECT_TRUE(all_finite(c.args.out));
+  }
+  for (int num_splits : {2, 3}) {
+    KvCase c;
+    c.args.num_splits = num_splits;
+    ASSERT_NO_THROW(c.run()) << num_splits;
+    EXPECT_TRUE(all_finite(c.args.out));
+    EXPECT_TRUE(all_finite(*c.args.softmax_lse));
+  }
+}
+
+TEST(KvcacheErrors, OnlyKOrOnlyV) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.v.reset();
+  expect_rejected<UsageError>(c, bad, {"k / v: expected both or neither, got only k"});
   bad = c.args;
-  bad.num_splits = 2;
-  expect_rejected<NotSupportedError>(c, bad, {"not supported yet: num_splits > 1"});
+  bad.k.reset();
+  expect_rejected<UsageError>(c, bad, {"k / v: expected both or neither, got only v"});
+}
+
+TEST(KvcacheErrors, KWithoutCacheSeqlens) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_seqlens.reset();
+  expect_rejected<UsageError>(
+      c, bad, {"cache_seqlens: expected a tensor since k / v are given", "got none"});
+}
+
+TEST(KvcacheErrors, KWrongRank) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.k = Tensor::contiguous(c.args.k->data, DType::kBFloat16, {4, 2, 64});
+  expect_rejected<UsageError>(
+      c, bad, {"k: expected rank 4 (b, s_new, h_k, d)", "got rank 3 with shape (4, 2, 64)"});
+  bad = c.args;
+  bad.v = Tensor::contiguous(c.args.v->data, DType::kBFloat16, {8, 64});
+  expect_rejected<UsageError>(c, bad, {"v: expected rank 4 (b, s_new, h_k, dv)", "got rank 2"});
+}
+
+TEST(KvcacheErrors, KWrongShape) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.k = Tensor::contiguous(c.args.k->data, DType::kBFloat16, {2, 2, 2, 56});
+  expect_rejected<UsageError>(
+      c, bad, {"k: expected shape (2, 2, 2, 64) (b, s_new, h_k, d), got (2, 2, 2, 56)"});
+  bad = c.args;
+  bad.k = Tensor::contiguous(c.args.k->data, DType::kBFloat16, {1, 2, 2, 64});
+  expect_rejected<UsageError>(c, bad, {"k: expected shape (2, 2, 2, 64)", "got (1, 2, 2, 64)"});
+  bad = c.args;
+  bad.k = Tensor::contiguous(c.args.k->data, DType::kBFloat16, {2, 2, 1, 64});
+  expect_rejected<UsageError>(c, bad, {"k: expected shape (2, 2, 2, 64)", "got (2, 2, 1, 64)"});
+  bad = c.args;
+  bad.v = Tensor::contiguous(c.args.v->data, DType::kBFloat16, {2, 1, 2, 64});
+  expect_rejected<UsageError>(
+      c, bad, {"v: expected shape (2, 2, 2, 64) (b, s_new, h_k, dv), got (2, 1, 2, 64)"});
+}
+
+TEST(KvcacheErrors, KDtypeDiffersFromQ) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.k->dtype = DType::kFloat16;
+  expect_rejected<UsageError>(c, bad, {"k: expected the dtype of q (bf16), got fp16"});
+  bad = c.args;
+  bad.v->dtype = DType::kFloat32;
+  expect_rejected<UsageError>(c, bad, {"v: expected the dtype of q (bf16), got fp32"});
+}
+
+TEST(KvcacheErrors, NewKvLayout) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.v = doubled_strides(*c.args.v);
+  expect_rejected<UsageError>(c, bad,
+                              {"v: expected a contiguous last dimension (stride 1), got stride 2"});
+  bad = c.args;
+  bad.k = doubled_strides(*c.args.k);
+  expect_rejected<UsageError>(c, bad,
+                              {"k: expected a contiguous last dimension (stride 1), got stride 2"});
+  bad = c.args;
+  bad.k->data = nullptr;
+  expect_rejected<UsageError>(c, bad,
+                              {"k: expected a data pointer", "got null for shape (2, 2, 2, 64)"});
+  bad = c.args;
+  bad.v->device = kCuda;
+  expect_rejected<UsageError>(c, bad, {"v: expected device cpu (the device of q), got cuda:0"});
+  bad = c.args;
+  const int64_t s1 = c.args.k->stride(1);
+  bad.k->data = static_cast<uint16_t*>(c.args.k->data) + s1;
+  bad.k->strides[1] = -s1;
+  expect_rejected<UsageError>(c, bad,
+                              {"k: expected non-negative strides", "got stride -128 in dim 1"});
+}
+
+TEST(KvcacheErrors, SeqlenNewAboveCacheCapacity) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.k = c.buf.half({2, 9, 2, 64});
+  bad.v = c.buf.half({2, 9, 2, 64});
+  expect_rejected<UsageError>(
+      c, bad,
+      {"k: expected at most s_k = 8 new keys per sequence (the capacity of the cache), got "
+       "s_new = 9"});
+  AppendCase p(paged());
+  KvcacheArgs bad_paged = p.args;
+  bad_paged.k = p.buf.half({2, 9, 2, 64});
+  bad_paged.v = p.buf.half({2, 9, 2, 64});
+  expect_rejected<UsageError>(p, bad_paged, {"k: expected at most s_k = 8", "got s_new = 9"});
+}
+
+TEST(KvcacheErrors, CuSeqlensKNewWithoutK) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 1, 3});
+  expect_rejected<UsageError>(
+      c, bad, {"cu_seqlens_k_new: expected none since k / v are not given, got a tensor"});
+}
+
+TEST(KvcacheErrors, CuSeqlensKNewWrongShapeOrDtype) {
+  AppendCase c;
+  c.args.k = c.buf.half({3, 2, 64});
+  c.args.v = c.buf.half({3, 2, 64});
+  c.args.cu_seqlens_k_new = c.buf.i32({0, 1, 3});
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 3});
+  expect_rejected<UsageError>(c, bad,
+                              {"cu_seqlens_k_new: expected shape (3,) (batch + 1,), got (2,)"});
+  bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 1, 3}, {1, 3});
+  expect_rejected<UsageError>(c, bad, {"cu_seqlens_k_new: expected shape (3,)", "got (1, 3)"});
+  bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i64({0, 1, 3});
+  expect_rejected<UsageError>(c, bad, {"cu_seqlens_k_new: expected dtype int32, got int64"});
+  bad = c.args;
+  bad.cu_seqlens_k_new = strided_i32(c.buf, {0, 1, 3});
+  expect_rejected<UsageError>(c, bad, {"cu_seqlens_k_new: expected a contiguous tensor"});
+}
+
+TEST(KvcacheErrors, KRank4WithCuSeqlensKNew) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 2, 4});
+  expect_rejected<UsageError>(c, bad,
+                              {"k: expected rank 3 (total_k_new, h_k, d) with cu_seqlens_k_new",
+                               "got rank 4", "(2, 2, 2, 64)"});
+  bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 2, 4});
+  bad.k = c.buf.half({4, 2, 64});
+  expect_rejected<UsageError>(
+      c, bad, {"v: expected rank 3 (total_k_new, h_k, dv) with cu_seqlens_k_new", "got rank 4"});
+  bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 2, 4});
+  bad.k = c.buf.half({4, 2, 64});
+  bad.v = c.buf.half({3, 2, 64});
+  expect_rejected<UsageError>(
+      c, bad, {"v: expected shape (4, 2, 64) (total_k_new, h_k, dv), got (3, 2, 64)"});
+}
+
+// --- rotary_cos / rotary_sin / rotary_seqlens
+// ------------------------------------------------------
+
+TEST(KvcacheErrors, RotaryWithoutK) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.rotary_cos = c.buf.half({8, 16});
+  bad.rotary_sin = c.buf.half({8, 16});
+  expect_rejected<UsageError>(c, bad,
+                              {"rotary_cos / rotary_sin: expected none since k / v (the keys to "
+                               "rotate) are not given, got tables"});
+}
+
+TEST(KvcacheErrors, OnlyRotaryCosOrOnlyRotarySin) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_sin.reset();
+  expect_rejected<UsageError>(
+      c, bad, {"rotary_cos / rotary_sin: expected both or neither, got only rotary_cos"});
+  bad = c.args;
+  bad.rotary_cos.reset();
+  expect_rejected<UsageError>(
+      c, bad, {"rotary_cos / rotary_sin: expected both or neither, got only rotary_sin"});
+}
+
+TEST(KvcacheErrors, RotaryWrongRankOrShape) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_cos = Tensor::contiguous(c.args.rotary_cos->data, DType::kBFloat16, {128});
+  expect_rejected<UsageError>(
+      c, bad, {"rotary_cos: expected rank 2 (seqlen_ro, rotary_dim / 2)", "got rank 1"});
+  bad = c.args;
+  bad.rotary_sin = Tensor::contiguous(c.args.rotary_sin->data, DType::kBFloat16, {8, 8});
+  expect_rejected<UsageError>(
+      c, bad,
+      {"rotary_sin: expected shape (8, 16) (seqlen_ro, rotary_dim / 2) as rotary_cos, got (8, "
+       "8)"});
+  bad = c.args;
+  bad.rotary_sin = Tensor::contiguous(c.args.rotary_sin->data, DType::kBFloat16, {16, 8});
+  expect_rejected<UsageError>(c, bad, {"rotary_sin: expected shape (8, 16)", "got (16, 8)"});
+}
+
+TEST(KvcacheErrors, RotaryDimNotAMultipleOf16) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_cos = c.buf.half({8, 12});
+  bad.rotary_sin = c.buf.half({8, 12});
+  expect_rejected<UsageError>(
+      c, bad, {"rotary_cos: expected rotary_dim = 2 * shape[1] to be a multiple of 16, got 24"});
+  bad.rotary_cos = c.buf.half({8, 4});
+  bad.rotary_sin = c.buf.half({8, 4});
+  expect_rejected<UsageError>(c, bad, {"rotary_cos", "a multiple of 16, got 8"});
+}
+
+TEST(KvcacheErrors, RotaryDimAboveHeadDim) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_cos = c.buf.half({8, 40});
+  bad.rotary_sin = c.buf.half({8, 40});
+  expect_rejected<UsageError>(
+      c, bad, {"rotary_cos: expected rotary_dim = 2 * shape[1] in [16, head_dim = 64], got 80"});
+  bad.rotary_cos = c.buf.half({8, 0});
+  bad.rotary_sin = c.buf.half({8, 0});
+  expect_rejected<UsageError>(c, bad, {"rotary_cos", "[16, head_dim = 64], got 0"});
+}
+
+TEST(KvcacheErrors, RotaryDtypeDiffersFromQ) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_cos->dtype = DType::kFloat16;
+  expect_rejected<UsageError>(c, bad, {"rotary_cos: expected the dtype of q (bf16), got fp16"});
+  bad = c.args;
+  bad.rotary_sin = c.buf.f32({8, 16});
+  expect_rejected<UsageError>(c, bad, {"rotary_sin: expected the dtype of q (bf16), got fp32"});
+}
+
+TEST(KvcacheErrors, RotaryTablesNotContiguous) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_sin = doubled_strides(*c.args.rotary_sin);
+  expect_rejected<UsageError>(c, bad, {"rotary_sin: expected a contiguous tensor"});
+  bad = c.args;
+  bad.rotary_cos->device = kCuda;
+  expect_rejected<UsageError>(c, bad, {"rotary_cos: expected device cpu", "got cuda:0"});
+}
+
+TEST(KvcacheErrors, RotaryTableShorterThanCache) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_cos = c.buf.half({7, 16});
+  bad.rotary_sin = c.buf.half({7, 16});
+  expect_rejected<UsageError>(
+      c, bad,
+      {"rotary_cos: expected at least s_k = 8 rows (one per position of the cache), got 7"});
+}
+
+TEST(KvcacheErrors, RotarySeqlensWithoutRotaryTables) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.rotary_seqlens = c.buf.i32({0, 0});
+  const char* const kMessage =
+      "rotary_seqlens: expected none since rotary_cos / rotary_sin are not given, got a tensor";
+  expect_rejected<UsageError>(c, bad, {kMessage});
+  KvCase plain;
+  KvcacheArgs bad_plain = plain.args;
+  bad_plain.rotary_seqlens = plain.buf.i32({0, 0});
+  expect_rejected<UsageError>(plain, bad_plain, {kMessage});
+}
+
+TEST(KvcacheErrors, RotarySeqlensWrongDtypeOrShape) {
+  AppendCase c(KvConfig{}, /*rotary=*/true);
+  KvcacheArgs bad = c.args;
+  bad.rotary_seqlens = c.buf.i64({0, 0});
+  expect_rejected<UsageError>(c, bad, {"rotary_seqlens: expected dtype int32, got int64"});
+  bad = c.args;
+  bad.rotary_seqlens = c.buf.i32({0, 0, 0});
+  expect_rejected<UsageError>(c, bad, {"rotary_seqlens: expected shape (2,) (batch,), got (3,)"});
+}
+
+// --- cache_leftpad -------------------------------------------------------------------------------
+
+TEST(KvcacheErrors, CacheLeftpadWrongShapeOrDtype) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_leftpad = c.buf.i32({0, 0, 0});
+  expect_rejected<UsageError>(c, bad, {"cache_leftpad: expected shape (2,) (batch,), got (3,)"});
+  bad = c.args;
+  bad.cache_leftpad = c.buf.i64({0, 0});
+  expect_rejected<UsageError>(c, bad, {"cache_leftpad: expected dtype int32, got int64"});
+  bad = c.args;
+  bad.cache_leftpad = strided_i32(c.buf, {0, 0});
+  expect_rejected<UsageError>(c, bad, {"cache_leftpad: expected a contiguous tensor"});
+  bad = c.args;
+  bad.cache_leftpad = c.buf.i32({0, 0});
+  bad.cache_leftpad->device = kCuda;
+  expect_rejected<UsageError>(c, bad, {"cache_leftpad: expected device cpu", "got cuda:0"});
+}
+
+// --- validation mode: values of the new index tensors --------------------------------------------
+
+TEST(KvcacheErrors, ValidateAppendPastCapacity) {
+  AppendCase c(KvConfig{.validate = true});
+  KvcacheArgs bad = c.args;
+  bad.cache_seqlens = c.buf.i32({4, 7});
+  expect_rejected<UsageError>(
+      c, bad,
+      {"k: appending 2 keys to sequence 1 at cache_seqlens[1] = 7 needs 9 rows, expected at "
+       "most the capacity 8"});
+  AppendCase p(KvConfig{.paged = true, .validate = true});
+  KvcacheArgs bad_paged = p.args;
+  bad_paged.cache_seqlens = p.buf.i32({8, 0});
+  expect_rejected<UsageError>(
+      p, bad_paged, {"k: appending 2 keys to sequence 0 at cache_seqlens[0] = 8 needs 10 rows"});
+}
+
+TEST(KvcacheErrors, ValidateAppendPastCapacityWithCuSeqlensKNew) {
+  AppendCase c(KvConfig{.validate = true});
+  c.args.k = c.buf.half({3, 2, 64});
+  c.args.v = c.buf.half({3, 2, 64});
+  c.args.cu_seqlens_k_new = c.buf.i32({0, 1, 3});
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 0, 3});
+  expect_rejected<UsageError>(
+      c, bad, {"k: appending 3 keys to sequence 1 at cache_seqlens[1] = 6 needs 9 rows"});
+}
+
+TEST(KvcacheErrors, ValidateCuSeqlensKNewValues) {
+  AppendCase c(KvConfig{.validate = true});
+  c.args.k = c.buf.half({3, 2, 64});
+  c.args.v = c.buf.half({3, 2, 64});
+  c.args.cu_seqlens_k_new = c.buf.i32({0, 1, 3});
+  KvcacheArgs bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 3, 2});
+  expect_rejected<UsageError>(
+      c, bad,
+      {"cu_seqlens_k_new: expected non-decreasing values, got cu_seqlens_k_new[1] = 3 > "
+       "cu_seqlens_k_new[2] = 2"});
+  bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({1, 2, 3});
+  expect_rejected<UsageError>(c, bad, {"cu_seqlens_k_new[0]: expected 0, got 1"});
+  bad = c.args;
+  bad.cu_seqlens_k_new = c.buf.i32({0, 1, 4});
+  expect_rejected<UsageError>(
+      c, bad, {"cu_seqlens_k_new[2]: expected at most 3 (rows of the tensor), got 4"});
+}
+
+TEST(KvcacheErrors, ValidateCacheLeftpadAboveCacheSeqlens) {
+  KvCase c(KvConfig{.validate = true});
+  c.args.cache_leftpad = c.buf.i32({0, 0});
+  KvcacheArgs bad = c.args;
+  bad.cache_leftpad = c.buf.i32({6, 0});
+  expect_rejected<UsageError>(
+      c, bad, {"cache_leftpad[0]: expected a value in [0, cache_seqlens[0] = 5], got 6"});
+  bad = c.args;
+  bad.cache_leftpad = c.buf.i32({0, -1});
+  expect_rejected<UsageError>(
+      c, bad, {"cache_leftpad[1]: expected a value in [0, cache_seqlens[1] = 8], got -1"});
+}
+
+TEST(KvcacheErrors, ValidateRotaryPositionsBeyondTable) {
+  AppendCase c(KvConfig{.validate = true}, /*rotary=*/true);
+  c.args.rotary_seqlens = c.buf.i32({0, 6});
+  KvcacheArgs bad = c.args;
+  bad.rotary_seqlens = c.buf.i32({7, 0});
+  expect_rejected<UsageError>(
+      c, bad,
+      {"rotary_cos / rotary_sin: sequence 0 uses positions [7, 8], expected positions in [0, 8) "
+       "(rows of the tables)"});
+  bad = c.args;
+  bad.rotary_seqlens = c.buf.i32({0, -1});
+  expect_rejected<UsageError>(c, bad, {"rotary_cos / rotary_sin: sequence 1", "[-1, 0]"});
 }
 
 }  // namespace

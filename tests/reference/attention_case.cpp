@@ -111,6 +111,12 @@ std::string AttentionCase::name() const {
   if (strided) s += "_strided";
   if (pack_gqa) s += *pack_gqa ? "_pack" : "_nopack";
   if (softmax_scale) s += "_scale";
+  if (seqlen_new) s += fmt::format("_new{}{}", seqlen_new, ragged_new ? "r" : "");
+  if (rotary_fraction > 0)
+    s += fmt::format("_rot{}{}{}", static_cast<int>(rotary_fraction * 100),
+                     rotary_interleaved ? "i" : "n", rotary_seqlens ? "s" : "");
+  if (leftpad) s += "_leftpad";
+  if (num_splits) s += fmt::format("_splits{}", *num_splits);
   for (char& ch : s)
     if (ch == '-') ch = 'm';
   return s;
@@ -154,9 +160,31 @@ CaseResult run_case(const AttentionCase& c) {
       in.lk[i] = std::uniform_int_distribution<int>(0, klen_alloc[i])(rng);
     }
   }
-  if (c.api == Api::kKvcache && !c.cache_seqlens) {
+  const bool append = c.api == Api::kKvcache && c.seqlen_new > 0;
+  const bool with_seqlens = c.cache_seqlens || append || c.leftpad;
+  if (c.api == Api::kKvcache && !with_seqlens) {
     std::fill(klen_alloc.begin(), klen_alloc.end(), seqlen_k);
     in.lk = klen_alloc;
+  }
+  // Appends: lnew[i] new keys land at rows [klen_alloc[i], + lnew[i]) (klen_alloc = cache_seqlens);
+  // left padding hides rows [0, leftpad[i]). The logical keys are rows [leftpad, cache_seqlens)
+  // followed by the new ones.
+  std::vector<int> lnew(b, 0), leftpad(b, 0);
+  if (c.api == Api::kKvcache) {
+    for (int i = 0; i < b; ++i) {
+      if (append) {
+        lnew[i] =
+            c.ragged_new ? std::uniform_int_distribution<int>(0, c.seqlen_new)(rng) : c.seqlen_new;
+        // Room for the new keys, and rotary positions of the queries inside the tables.
+        const bool rotary_rows =
+            c.rotary_fraction > 0 && !c.rotary_seqlens &&
+            (c.causal || c.window_left >= 0 || c.window_right >= 0 || c.attention_chunk > 0);
+        const int top = seqlen_k - std::max(lnew[i], rotary_rows ? c.seqlen_q : 0);
+        klen_alloc[i] = c.random_lengths ? std::uniform_int_distribution<int>(0, top)(rng) : top;
+      }
+      if (c.leftpad) leftpad[i] = std::uniform_int_distribution<int>(0, klen_alloc[i])(rng);
+      in.lk[i] = klen_alloc[i] - leftpad[i] + lnew[i];
+    }
   }
   auto randv = [&](size_t n) {
     std::vector<double> x(n);
@@ -166,11 +194,15 @@ CaseResult run_case(const AttentionCase& c) {
   in.q.resize(b);
   in.k.resize(b);
   in.v.resize(b);
+  std::vector<std::vector<double>> new_k(b), new_v(b);
   for (int i = 0; i < b; ++i) {
     in.q[i] = randv(static_cast<size_t>(in.lq[i]) * h * d);
     in.k[i] = randv(static_cast<size_t>(klen_alloc[i]) * hk * d);
     in.v[i] = randv(static_cast<size_t>(klen_alloc[i]) * hk * dv);
+    new_k[i] = randv(static_cast<size_t>(lnew[i]) * hk * d);
+    new_v[i] = randv(static_cast<size_t>(lnew[i]) * hk * dv);
   }
+  const std::vector<std::vector<double>> q_in = in.q;  // what the kernel reads (before rotary)
   in.softmax_scale = c.softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(d)));
   in.causal = c.causal;
   in.window_left = c.window_left;
@@ -262,12 +294,90 @@ CaseResult run_case(const AttentionCase& c) {
           vbuf.set(key_row(i, j) * vview.row_stride + hh * vview.head_stride + e,
                    in.v[i][(static_cast<size_t>(j) * hk + hh) * dv + e]);
       }
-  // The logical K/V the reference sees are the first lk keys.
+  // The logical K/V the reference sees: rows [leftpad, leftpad + lk) of what is stored (the
+  // appended keys join after the call, from the cache the kernel wrote).
   for (int i = 0; i < b; ++i) {
-    in.k[i].resize(static_cast<size_t>(in.lk[i]) * hk * d);
-    in.v[i].resize(static_cast<size_t>(in.lk[i]) * hk * dv);
+    const int old_keys = in.lk[i] - lnew[i];
+    in.k[i] =
+        std::vector<double>(in.k[i].begin() + static_cast<size_t>(leftpad[i]) * hk * d,
+                            in.k[i].begin() + static_cast<size_t>(leftpad[i] + old_keys) * hk * d);
+    in.v[i] =
+        std::vector<double>(in.v[i].begin() + static_cast<size_t>(leftpad[i]) * hk * dv,
+                            in.v[i].begin() + static_cast<size_t>(leftpad[i] + old_keys) * hk * dv);
   }
-  for (int i = 0; i < b; ++i) cache_seqlens[i] = in.lk[i];
+  for (int i = 0; i < b; ++i) cache_seqlens[i] = c.api == Api::kVarlen ? in.lk[i] : klen_alloc[i];
+
+  // New keys / values, rotary tables and the cache the append must leave.
+  std::vector<int32_t> cu_new(b + 1, 0), rotary_pos0(b);
+  for (int i = 0; i < b; ++i) cu_new[i + 1] = cu_new[i] + (c.ragged_new ? lnew[i] : c.seqlen_new);
+  const int64_t new_rows = c.ragged_new ? cu_new[b] : int64_t{b} * c.seqlen_new;
+  const View knv = make_view(new_rows, hk, d, c.strided),
+             vnv = make_view(new_rows, hk, dv, c.strided);
+  Buffer knbuf(dt, std::max<int64_t>(1, knv.rows_alloc * knv.row_stride)),
+      vnbuf(dt, std::max<int64_t>(1, vnv.rows_alloc * vnv.row_stride));
+  auto new_row = [&](int i, int t) -> int64_t {
+    return c.ragged_new ? cu_new[i] + t : int64_t{i} * c.seqlen_new + t;
+  };
+  for (int i = 0; i < b; ++i)
+    for (int t = 0; t < lnew[i]; ++t)
+      for (int hh = 0; hh < hk; ++hh) {
+        for (int e = 0; e < d; ++e)
+          knbuf.set(new_row(i, t) * knv.row_stride + hh * knv.head_stride + e,
+                    new_k[i][(static_cast<size_t>(t) * hk + hh) * d + e]);
+        for (int e = 0; e < dv; ++e)
+          vnbuf.set(new_row(i, t) * vnv.row_stride + hh * vnv.head_stride + e,
+                    new_v[i][(static_cast<size_t>(t) * hk + hh) * dv + e]);
+      }
+  const int rotary_dim = append ? static_cast<int>(c.rotary_fraction * d / 16) * 16 : 0;
+  const int seqlen_ro = seqlen_k + (c.rotary_seqlens ? seqlen_k + c.seqlen_q + c.seqlen_new : 0);
+  Buffer cos_buf(dt, std::max(1, seqlen_ro * rotary_dim / 2)),
+      sin_buf(dt, std::max(1, seqlen_ro * rotary_dim / 2));
+  std::uniform_real_distribution<double> angle(0.0, 6.283185307179586);
+  for (int64_t e = 0; e < int64_t{seqlen_ro} * rotary_dim / 2; ++e) {
+    const double a = angle(rng);
+    cos_buf.set(e, round_to(std::cos(a), dt));
+    sin_buf.set(e, round_to(std::sin(a), dt));
+  }
+  for (int i = 0; i < b; ++i)
+    rotary_pos0[i] =
+        c.rotary_seqlens ? std::uniform_int_distribution<int>(0, seqlen_k)(rng) : klen_alloc[i];
+  // One row rotated at a position in float64 (spec 4.1), rounded to the dtype.
+  auto rotate = [&](const double* x, double* out, int64_t pos) {
+    std::copy(x, x + d, out);
+    for (int m = 0; m < rotary_dim / 2; ++m) {
+      const int c0 = c.rotary_interleaved ? 2 * m : m;
+      const int c1 = c.rotary_interleaved ? 2 * m + 1 : m + rotary_dim / 2;
+      const double co = cos_buf.get(pos * (rotary_dim / 2) + m);
+      const double si = sin_buf.get(pos * (rotary_dim / 2) + m);
+      out[c0] = round_to(x[c0] * co - x[c1] * si, dt);
+      out[c1] = round_to(x[c0] * si + x[c1] * co, dt);
+    }
+  };
+  // Expected cache: the old one with every new row written (K rotated).
+  std::vector<uint8_t> expected_k = kbuf.bytes, expected_v = vbuf.bytes;
+  std::vector<char> rotated_elem(kbuf.bytes.size() / dtype_size(dt), 0);
+  {
+    Buffer ek(dt, 0), ev(dt, 0);
+    ek.bytes = kbuf.bytes;
+    ev.bytes = vbuf.bytes;
+    std::vector<double> rot(d);
+    for (int i = 0; i < b; ++i)
+      for (int t = 0; t < lnew[i]; ++t)
+        for (int hh = 0; hh < hk; ++hh) {
+          const double* src = &new_k[i][(static_cast<size_t>(t) * hk + hh) * d];
+          rotate(src, rot.data(), int64_t{rotary_pos0[i]} + t);
+          const int64_t row = key_row(i, klen_alloc[i] + t);
+          for (int e = 0; e < d; ++e) {
+            ek.set(row * kview.row_stride + hh * kview.head_stride + e, rot[e]);
+            rotated_elem[row * kview.row_stride + hh * kview.head_stride + e] = e < rotary_dim;
+          }
+          for (int e = 0; e < dv; ++e)
+            ev.set(row * vview.row_stride + hh * vview.head_stride + e,
+                   new_v[i][(static_cast<size_t>(t) * hk + hh) * dv + e]);
+        }
+    expected_k = ek.bytes;
+    expected_v = ev.bytes;
+  }
 
   // Run, on the host or on copies in device memory.
   DeviceMirrors mirrors(c.device);
@@ -311,6 +421,7 @@ CaseResult run_case(const AttentionCase& c) {
     if (c.lse)
       a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf)), DType::kFloat32,
                                          {h, total_q}, c.device);
+    if (c.num_splits) a.num_splits = *c.num_splits;
     a.options.validate = true;
     flash_attn_varlen(a);
   } else {
@@ -343,9 +454,34 @@ CaseResult run_case(const AttentionCase& c) {
     if (c.cache_batch_idx)
       a.cache_batch_idx = Tensor::contiguous(place(batch_idx.data(), bytes_of(batch_idx)),
                                              DType::kInt32, {b}, c.device);
-    if (c.cache_seqlens)
+    if (with_seqlens)
       a.cache_seqlens = Tensor::contiguous(place(cache_seqlens.data(), bytes_of(cache_seqlens)),
                                            DType::kInt32, {b}, c.device);
+    if (append) {
+      if (c.ragged_new) {
+        a.k = view3(knbuf, knv, new_rows, hk, d);
+        a.v = view3(vnbuf, vnv, new_rows, hk, dv);
+        a.cu_seqlens_k_new = Tensor::contiguous(place(cu_new.data(), bytes_of(cu_new)),
+                                                DType::kInt32, {b + 1}, c.device);
+      } else {
+        a.k = view4(knbuf, knv, b, c.seqlen_new, hk, d);
+        a.v = view4(vnbuf, vnv, b, c.seqlen_new, hk, dv);
+      }
+    }
+    if (rotary_dim > 0) {
+      a.rotary_cos = Tensor::contiguous(place(cos_buf.data(), bytes_of(cos_buf)), dt,
+                                        {seqlen_ro, rotary_dim / 2}, c.device);
+      a.rotary_sin = Tensor::contiguous(place(sin_buf.data(), bytes_of(sin_buf)), dt,
+                                        {seqlen_ro, rotary_dim / 2}, c.device);
+      a.rotary_interleaved = c.rotary_interleaved;
+      if (c.rotary_seqlens)
+        a.rotary_seqlens = Tensor::contiguous(place(rotary_pos0.data(), bytes_of(rotary_pos0)),
+                                              DType::kInt32, {b}, c.device);
+    }
+    if (c.leftpad)
+      a.cache_leftpad = Tensor::contiguous(place(leftpad.data(), bytes_of(leftpad)), DType::kInt32,
+                                           {b}, c.device);
+    if (c.num_splits) a.num_splits = *c.num_splits;
     a.softmax_scale = c.softmax_scale;
     a.causal = c.causal;
     a.window_size = {c.window_left, c.window_right};
@@ -360,11 +496,67 @@ CaseResult run_case(const AttentionCase& c) {
 
   mirrors.copy_back(obuf.data());
   mirrors.copy_back(lse_buf.data());
+  CaseResult res;
+  if (append) {
+    mirrors.copy_back(kbuf.data());
+    mirrors.copy_back(vbuf.data());
+    const int mantissa = dt == DType::kBFloat16 ? 7 : (dt == DType::kFloat16 ? 10 : 23);
+    Buffer ek(dt, 0), ev(dt, 0);
+    ek.bytes = expected_k;
+    ev.bytes = expected_v;
+    const int es = dtype_size(dt);
+    for (size_t e = 0; e < rotated_elem.size(); ++e) {
+      if (rotated_elem[e]) {
+        const double got = kbuf.get(e), want = ek.get(e);
+        const double ulp = std::ldexp(std::max(std::abs(got), std::abs(want)), -mantissa) + 1e-7;
+        if (!(std::abs(got - want) <= ulp)) ++res.cache_mismatch;
+      } else if (std::memcmp(&kbuf.bytes[e * es], &expected_k[e * es], es) != 0) {
+        ++res.cache_mismatch;
+      }
+    }
+    if (vbuf.bytes != expected_v) {
+      for (size_t e = 0; e < vbuf.bytes.size(); e += es)
+        if (std::memcmp(&vbuf.bytes[e], &expected_v[e], es) != 0) ++res.cache_mismatch;
+    }
+    // The reference attends to the appended keys as the kernel stored them (checked just above).
+    for (int i = 0; i < b; ++i)
+      for (int t = 0; t < lnew[i]; ++t) {
+        const int64_t row = key_row(i, klen_alloc[i] + t);
+        for (int hh = 0; hh < hk; ++hh)
+          for (int e = 0; e < d; ++e)
+            in.k[i].push_back(kbuf.get(row * kview.row_stride + hh * kview.head_stride + e));
+      }
+    for (int i = 0; i < b; ++i) {  // V rows in (key, head, dim) order as K above
+      std::vector<double> appended;
+      for (int t = 0; t < lnew[i]; ++t)
+        for (int hh = 0; hh < hk; ++hh)
+          for (int e = 0; e < dv; ++e)
+            appended.push_back(new_v[i][(static_cast<size_t>(t) * hk + hh) * dv + e]);
+      in.v[i].insert(in.v[i].end(), appended.begin(), appended.end());
+    }
+  }
+  // Queries rotate at position P0 + i for causal / local calls (after the mask normalization of
+  // spec 3.3), at P0 otherwise.
+  if (rotary_dim > 0) {
+    int left = c.window_left, right = c.window_right;
+    if (left >= seqlen_k - 1) left = -1;
+    if (right >= c.seqlen_q - 1) right = -1;
+    if (c.causal) right = 0;
+    const bool per_row = left >= 0 || right >= 0 || c.attention_chunk > 0;
+    std::vector<double> rot(d);
+    for (int i = 0; i < b; ++i)
+      for (int r = 0; r < in.lq[i]; ++r)
+        for (int hh = 0; hh < h; ++hh) {
+          double* qrow = &in.q[i][(static_cast<size_t>(r) * h + hh) * d];
+          rotate(&q_in[i][(static_cast<size_t>(r) * h + hh) * d], rot.data(),
+                 int64_t{rotary_pos0[i]} + (per_row ? r : 0));
+          std::copy(rot.begin(), rot.end(), qrow);
+        }
+  }
 
   // Compare.
   const RefOutputs ref = attention_reference(in);
   const RefOutputs low = attention_low_precision(in, dt);
-  CaseResult res;
   double noise = 0;
   for (int i = 0; i < b; ++i) {
     for (int r = 0; r < in.lq[i]; ++r) {
@@ -405,6 +597,8 @@ CaseResult run_case(const AttentionCase& c) {
 void expect_matches_reference(const AttentionCase& c) {
   const CaseResult r = run_case(c);
   EXPECT_EQ(r.unwritten, 0) << "valid output elements left unwritten";
+  EXPECT_EQ(r.cache_mismatch, 0)
+      << "cache elements differ from the expected cache after the append";
   EXPECT_LE(r.max_err, r.tolerance) << "baseline error " << r.baseline_err;
   if (c.lse) {
     EXPECT_EQ(r.lse_mismatch, 0) << "infinite LSE values differ from the reference";

@@ -36,6 +36,15 @@ struct AttentionCase {
   bool strided = false;  // q/k/v/out as views into larger buffers
   std::optional<bool> pack_gqa;
   std::optional<double> softmax_scale;
+  // kvcache updates (spec section 4): seqlen_new keys appended per sequence (cache_seqlens is
+  // implied); ragged_new draws lengths in [0, seqlen_new] with cu_seqlens_k_new.
+  int seqlen_new = 0;
+  bool ragged_new = false;
+  double rotary_fraction = 0;  // rotary_dim = floor(fraction * d / 16) * 16
+  bool rotary_interleaved = true;
+  bool rotary_seqlens = false;    // positions from rotary_seqlens (random) instead of cache_seqlens
+  bool leftpad = false;           // cache_leftpad in [0, cache_seqlens]
+  std::optional<int> num_splits;  // unset: the API's default
   uint64_t seed = 1;
 
   std::string name() const;  // identity for test names
@@ -52,7 +61,10 @@ struct CaseResult {
   double lse_tolerance = 0;
   int64_t unwritten = 0;     // valid output elements still poisoned (NaN)
   int64_t lse_mismatch = 0;  // infinite LSE values that differ from the reference's
-  std::vector<double> out;   // the kernel's output, logical order [b][i][h][dv]
+  // kvcache appends: cache elements that differ from the expected cache (appended rows bitwise,
+  // or within one unit in the last place when rotated; every other element bitwise unchanged).
+  int64_t cache_mismatch = 0;
+  std::vector<double> out;  // the kernel's output, logical order [b][i][h][dv]
   std::vector<double> lse_out;
 };
 

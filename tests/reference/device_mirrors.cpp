@@ -54,6 +54,19 @@ void* DeviceMirrors::place(void* host, size_t bytes) {
 #endif
 }
 
+void DeviceMirrors::upload(void* host) {
+#if FLASHJIT_HAVE_CUDA
+  auto it = mirrors_.find(host);
+  if (it == mirrors_.end()) return;
+  FLASHJIT_CU(cuCtxSynchronize());
+  if (it->second.bytes)
+    FLASHJIT_CU(
+        cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(it->second.device), host, it->second.bytes));
+#else
+  (void)host;
+#endif
+}
+
 void DeviceMirrors::copy_back(void* host) {
 #if FLASHJIT_HAVE_CUDA
   auto it = mirrors_.find(host);

@@ -22,6 +22,8 @@ class DeviceMirrors {
   // The pointer the kernel should see for `bytes` at `host`: the host pointer itself, or a device
   // copy (made once per host pointer).
   void* place(void* host, size_t bytes);
+  // Waits for the device and copies `host` into its mirror again (no-op without one).
+  void upload(void* host);
   // Waits for the device and copies the mirror of `host` back into it (no-op without one).
   void copy_back(void* host);
 

@@ -99,6 +99,8 @@ void layout(int i, AttentionCase& c) {
   }
 }
 
+std::vector<AttentionCase> kvcache_update_cases();
+
 std::vector<AttentionCase> level1_cases() {
   const std::vector<DType>& kDTypes = g_target.dtypes;
   std::vector<AttentionCase> cases;
@@ -212,6 +214,60 @@ std::vector<AttentionCase> level1_cases() {
     c.seed = ++n;
     cases.push_back(c);
   }
+  for (const AttentionCase& c : kvcache_update_cases()) cases.push_back(c);
+  return cases;
+}
+
+// The kvcache-update grid of spec section 7.2, CPU-sized: every axis value several times, values
+// assigned round-robin with different periods so that they meet in many combinations.
+std::vector<AttentionCase> kvcache_update_cases() {
+  const std::vector<std::pair<int, int>> pairs = {{1, 128},   {1, 339},  {3, 1024},  {64, 800},
+                                                  {64, 256},  {3, 799},  {64, 2048}, {16, 20000},
+                                                  {128, 128}, {256, 512}};
+  const std::vector<std::pair<int, int>> heads = {{6, 6}, {6, 1}, {6, 3}};
+  const int pages[] = {0, 1, 4, 16, 128};
+  const double fractions[] = {0.0, 0.5, 1.0};
+  std::vector<AttentionCase> cases;
+  int n = 5000;
+  for (auto seq : pairs)
+    for (int variant = 0; variant < 4; ++variant) {
+      ++n;
+      AttentionCase c = base(DType::kBFloat16, {128, 128}, seq, n);
+      c.api = Api::kKvcache;
+      c.num_heads = heads[n % 3].first;
+      c.num_heads_k = heads[n % 3].second;
+      const long long work = 1LL * seq.first * seq.second;
+      c.batch = work > 200'000 ? 2 : 5;
+      c.cache_seqlens = true;
+      c.random_lengths = true;
+      const bool new_kv = n % 4 != 3;
+      if (new_kv) {
+        c.seqlen_new = seq.first;
+        c.ragged_new = n % 2 == 1;  // L_new random in [0, L_q] (cu_seqlens_k_new)
+        c.rotary_fraction = fractions[(n / 2) % 3];
+        c.rotary_interleaved = n % 3 != 0;
+        c.rotary_seqlens = c.rotary_fraction > 0 && n % 7 == 0;
+      }
+      switch (n % 3) {
+        case 1:
+          c.causal = true;
+          break;
+        case 2:
+          c.window_left = seq.second / 4;
+          c.window_right = n % 2 ? 0 : -1;
+          if (n % 5 == 0) c.attention_chunk = seq.second / 3 + 1;
+          break;
+        default:
+          break;
+      }
+      c.page_size = pages[n % 5];
+      c.leftpad = n % 3 == 1;
+      c.cache_batch_idx = n % 4 == 2;
+      c.varlen_q = n % 5 == 3;
+      const int splits[] = {1, 3, 0};
+      c.num_splits = splits[(n / 3) % 3];
+      cases.push_back(c);
+    }
   return cases;
 }
 

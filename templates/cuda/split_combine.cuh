@@ -1,0 +1,73 @@
+// Split-KV combine for NVIDIA GPUs: one warp per (query, head) row merges the fp32 partials of
+// the splits by their LSE and writes out / lse in the caller's layout (spec 6.3).
+#pragma once
+
+#include "flashjit/attention_math.h"
+#include "flashjit/cuda/ptx.cuh"
+#include "flashjit/fwd_params.h"
+
+namespace flashjit_cuda {
+
+struct __align__(8) Float2 {
+  float x, y;
+};
+
+// CTA (x, 0, b), 4 warps: warp w takes row r = 4 x + w of sequence b, i.e. query r / h, head r % h.
+template <class Cfg>
+__device__ __forceinline__ void flash_combine(const FwdParams& p) {
+  constexpr int DV = Cfg::kHeadDimV;
+  constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.69314718055994531f;
+  const int b = blockIdx.z, lane = threadIdx.x % 32;
+  const long long r = (long long)blockIdx.x * 4 + threadIdx.x / 32;
+  const int i = (int)(r / p.num_heads), hq = (int)(r % p.num_heads);
+  const flashjit_kernel::Sequence s = flashjit_kernel::sequence<Cfg>(p, b);
+  if (i >= s.lq) return;  // rows past seqused_q are left unwritten
+  const long long a = (s.acc_row0 + i) * p.num_heads + hq;
+  float mx = neg_inf();
+  for (int sp = lane; sp < p.num_splits; sp += 32)
+    mx = fmaxf(mx, p.lse_accum[sp * p.accum_rows + a]);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float sum = 0.f;
+  if (mx != neg_inf())
+    for (int sp = lane; sp < p.num_splits; sp += 32)
+      sum += exp2f((p.lse_accum[sp * p.accum_rows + a] - mx) * kLog2e);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const float lse = sum > 0.f ? mx + log2f(sum) * kLn2 : neg_inf();
+  // Each lane owns columns 2 lane + 64 c (two at a time).
+  constexpr int kCols = (DV + 63) / 64;
+  float acc[kCols][2];
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) acc[c][0] = acc[c][1] = 0.f;
+  if (sum > 0.f) {
+    for (int sp = 0; sp < p.num_splits; ++sp) {
+      const float w = exp2f((p.lse_accum[sp * p.accum_rows + a] - lse) * kLog2e);
+      if (w == 0.f) continue;
+      const float* o = p.out_accum + (sp * p.accum_rows + a) * DV;
+#pragma unroll
+      for (int c = 0; c < kCols; ++c) {
+        const int col = c * 64 + 2 * lane;
+        if (col < DV) {
+          const Float2 x = *reinterpret_cast<const Float2*>(o + col);
+          acc[c][0] += w * x.x;
+          acc[c][1] += w * x.y;
+        }
+      }
+    }
+  }
+  u16* orow =
+      (u16*)p.out + b * p.o_batch_stride + (s.q_row0 + i) * p.o_row_stride + hq * p.o_head_stride;
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) {
+    const int col = c * 64 + 2 * lane;
+    if (col < DV) *(u32*)(orow + col) = pack2<Cfg::kBf16>(acc[c][0], acc[c][1]);
+  }
+  if constexpr (Cfg::kLse) {
+    if (lane == 0)
+      p.lse[b * p.lse_batch_stride + (s.q_row0 + i) * p.lse_row_stride + hq * p.lse_head_stride] =
+          lse;
+  }
+}
+
+}  // namespace flashjit_cuda
