@@ -27,6 +27,7 @@ namespace flashjit::cuda {
   X(cuModuleGetFunction, "cuModuleGetFunction")           \
   X(cuFuncSetAttribute, "cuFuncSetAttribute")             \
   X(cuLaunchKernel, "cuLaunchKernel")                     \
+  X(cuLaunchKernelEx, "cuLaunchKernelEx")                 \
   X(cuGetErrorName, "cuGetErrorName")                     \
   X(cuGetErrorString, "cuGetErrorString")                 \
   X(cuPointerGetAttribute, "cuPointerGetAttribute")       \

@@ -211,11 +211,27 @@ void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& par
   const Module& m = module_for_context(k, key);
   flashjit_kernel::FwdParams p = params;
   void* args[] = {&p};
-  auto launch_one = [&](CUfunction f, const char* entry, CudaGrid grid, int threads, int smem) {
+  // Hopper: the attention kernel after an append, and the combine, launch as programmatic
+  // dependents of the kernel before them (templates/cuda/ptx.cuh: grid_dependency_wait).
+  const bool pdl = key.target.cpu.rfind("sm_9", 0) == 0;
+  auto launch_one = [&](CUfunction f, const char* entry, CudaGrid grid, int threads, int smem,
+                        bool dependent) {
     if (grid.x == 0) return;
     FLASHJIT_ICHECK(f) << "kernel " << key.name() << " lacks the entry " << entry;
-    const CUresult r = require_driver().cuLaunchKernel(f, grid.x, grid.y, grid.z, threads, 1, 1,
-                                                       smem, stream, args, nullptr);
+    CUlaunchAttribute attr{};
+    attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attr.value.programmaticStreamSerializationAllowed = 1;
+    CUlaunchConfig config{};
+    config.gridDimX = grid.x;
+    config.gridDimY = grid.y;
+    config.gridDimZ = grid.z;
+    config.blockDimX = threads;
+    config.blockDimY = config.blockDimZ = 1;
+    config.sharedMemBytes = smem;
+    config.hStream = stream;
+    config.attrs = &attr;
+    config.numAttrs = pdl && dependent ? 1 : 0;
+    const CUresult r = require_driver().cuLaunchKernelEx(&config, f, args, nullptr);
     if (r != CUDA_SUCCESS) {
       const char* name = nullptr;
       require_driver().cuGetErrorName(r, &name);
@@ -225,9 +241,10 @@ void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& par
           key.name(), entry, name ? name : "unknown error", grid.x, grid.y, grid.z, threads, smem));
     }
   };
-  launch_one(m.append, kCudaEntryAppend, launch.append, kCudaAuxThreads, 0);
-  launch_one(m.function, kCudaEntryFwd, launch.fwd, k.shape.threads, k.shape.smem_bytes);
-  launch_one(m.combine, kCudaEntryCombine, launch.combine, kCudaAuxThreads, 0);
+  launch_one(m.append, kCudaEntryAppend, launch.append, kCudaAuxThreads, 0, false);
+  launch_one(m.function, kCudaEntryFwd, launch.fwd, k.shape.threads, k.shape.smem_bytes,
+             key.append_kv);
+  launch_one(m.combine, kCudaEntryCombine, launch.combine, kCudaAuxThreads, 0, true);
 }
 
 CudaWorkspace::CudaWorkspace(size_t bytes, int device, void* stream) : stream_(stream) {

@@ -2,11 +2,12 @@
 // events (median of 20 runs after 3 warm-ups), one JSON line per result for
 // tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
 // --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
-// rotary through a plan); --d N: one head dim; --load-probe: (internal)
-// report cache-hit load times from a warm cache.
+// rotary through a plan; --splits-sweep adds every num_splits); --d N: one head dim; --load-probe:
+// (internal) report cache-hit load times from a warm cache.
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,16 +60,16 @@ DeviceBuffer int_buffer(const std::vector<int32_t>& host) {
 }
 
 template <typename F>
-double median_ms(F&& fn, int reps) {
+double median_ms(F&& fn, int reps, CUstream stream = nullptr) {
   for (int i = 0; i < 3; ++i) fn();
   CUevent start, stop;
   CU(cuEventCreate(&start, CU_EVENT_DEFAULT));
   CU(cuEventCreate(&stop, CU_EVENT_DEFAULT));
   std::vector<float> t;
   for (int i = 0; i < reps; ++i) {
-    CU(cuEventRecord(start, nullptr));
+    CU(cuEventRecord(start, stream));
     fn();
-    CU(cuEventRecord(stop, nullptr));
+    CU(cuEventRecord(stop, stream));
     CU(cuEventSynchronize(stop));
     float ms = 0;
     CU(cuEventElapsedTime(&ms, start, stop));
@@ -155,7 +156,7 @@ void decode(int b, int sk, int page, bool probe, int reps) {
 
 // A serving decode step: one new token per sequence appended (rotated, GPT-NeoX over the whole
 // head) and attended to, launched through a plan with a preallocated workspace.
-void decode_append(int b, int sk, int page, int reps) {
+void decode_append(int b, int sk, int page, int reps, int num_splits) {
   const int h = 32, hk = 8, d = 128;
   const int pages_per_seq = (sk + page - 1) / page, pages = b * pages_per_seq;
   DeviceBuffer q(int64_t{b} * h * d * 2, true), o(int64_t{b} * h * d * 2, false);
@@ -180,14 +181,36 @@ void decode_append(int b, int sk, int page, int reps) {
   a.page_table = Tensor::contiguous(table_d.data(), DType::kInt32, {b, pages_per_seq}, kGpu);
   a.cache_seqlens = Tensor::contiguous(lens_d.data(), DType::kInt32, {b}, kGpu);
   a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, 1, h, d}, kGpu);
+  a.num_splits = num_splits;
   const flashjit::AttentionPlan plan(a);
   DeviceBuffer workspace(plan.workspace_bytes(), false);
-  const double ms = median_ms([&] { plan.run(a, workspace.data()); }, reps);
+  // Timed as a serving engine runs decode: the step captured once into a CUDA graph, replayed.
+  CUstream stream;
+  CU(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  a.options.stream = stream;
+  CUgraph graph;
+  CUgraphExec exec;
+  CU(cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  plan.run(a, workspace.data());
+  CU(cuStreamEndCapture(stream, &graph));
+  CU(cuGraphInstantiate(&exec, graph, 0));
+  const double ms = median_ms([&] { CU(cuGraphLaunch(exec, stream)); }, reps, stream);
+  // The host cost of one plain (uncaptured) plan run, for the record.
+  CU(cuStreamSynchronize(stream));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; ++i) plan.run(a, workspace.data());
+  const double host_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+      100;
+  CU(cuStreamSynchronize(stream));
+  CU(cuGraphExecDestroy(exec));
+  CU(cuGraphDestroy(graph));
+  CU(cuStreamDestroy(stream));
   const double bytes = 2.0 * b * double(sk) * hk * d * 2;
   std::printf(
       "{\"kind\": \"decode_append\", \"B\": %d, \"Sk\": %d, \"H\": %d, \"Hk\": %d, \"D\": %d, "
-      "\"page\": %d, \"num_splits\": %d, \"tbps\": %.3f, \"ms\": %.4f}\n",
-      b, sk, h, hk, d, page, plan.num_splits(), bytes / ms / 1e9, ms);
+      "\"page\": %d, \"num_splits\": %d, \"tbps\": %.3f, \"ms\": %.4f, \"host_us\": %.1f}\n",
+      b, sk, h, hk, d, page, plan.num_splits(), bytes / ms / 1e9, ms, host_us);
   std::fflush(stdout);
 }
 
@@ -195,6 +218,7 @@ void decode_append(int b, int sk, int page, int reps) {
 
 int main(int argc, char** argv) {
   bool quick = false, probe = false, prefill_only = false, decode_only = false, append_only = false;
+  bool splits_sweep = false;
   int only_d = 0;
   for (int i = 1; i < argc; ++i) {
     quick |= std::strcmp(argv[i], "--quick") == 0;
@@ -202,6 +226,7 @@ int main(int argc, char** argv) {
     prefill_only |= std::strcmp(argv[i], "--prefill-only") == 0;
     decode_only |= std::strcmp(argv[i], "--decode-only") == 0;
     append_only |= std::strcmp(argv[i], "--append-only") == 0;
+    splits_sweep |= std::strcmp(argv[i], "--splits-sweep") == 0;
     if (std::strcmp(argv[i], "--d") == 0 && i + 1 < argc) only_d = std::atoi(argv[++i]);
   }
   std::string why;
@@ -234,8 +259,11 @@ int main(int argc, char** argv) {
     if (prefill_only) return 0;
     if (!probe)
       for (auto [b, sk] : std::vector<std::pair<int, int>>{
-               {1, 8192}, {1, 32768}, {8, 8192}, {64, 4096}, {128, 8192}})
-        decode_append(b, sk, 16, reps);
+               {1, 8192}, {1, 32768}, {8, 8192}, {64, 4096}, {128, 8192}}) {
+        decode_append(b, sk, 16, reps, 0);
+        if (splits_sweep)
+          for (int n : {1, 2, 4, 8, 16, 32, 64, 128}) decode_append(b, sk, 16, reps, n);
+      }
     if (append_only) return 0;
     const std::vector<std::pair<int, int>> shapes = {
         {1, 8192}, {8, 8192}, {64, 4096}, {128, 8192}, {16, 32768}};

@@ -65,6 +65,7 @@ template <class Cfg>
 __device__ __forceinline__ void append_kv(const FwdParams& p) {
   constexpr int D = Cfg::kHeadDimQK, DV = Cfg::kHeadDimV;
   constexpr int kChunksK = D / 8, kChunksV = DV / 8;
+  grid_launch_dependents();  // the attention kernel may start; it waits before reading K / V
   const int b = blockIdx.z, hk = blockIdx.y;
   const flashjit_kernel::Sequence s = flashjit_kernel::sequence<Cfg>(p, b);
   u16* k = (u16*)p.k;

@@ -91,6 +91,20 @@ __device__ __forceinline__ float to_float(u16 x) {
   }
 }
 
+// Programmatic dependent launch (sm_90+; no-ops below): a kernel launched with programmatic
+// stream serialization may start while its predecessor runs, and waits here before it reads what
+// the predecessor writes; the predecessor lets it start early with launch_dependents.
+__device__ __forceinline__ void grid_dependency_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_launch_dependents() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
 }  // namespace flashjit_cuda

@@ -23,39 +23,50 @@ __device__ __forceinline__ void flash_combine(const FwdParams& p) {
   const flashjit_kernel::Sequence s = flashjit_kernel::sequence<Cfg>(p, b);
   if (i >= s.lq) return;  // rows past seqused_q are left unwritten
   const long long a = (s.acc_row0 + i) * p.num_heads + hq;
+  grid_dependency_wait();  // the attention kernel's partials are complete and visible
+  // Lane k holds split k (of each group of 32): its LSE, then its weight. The partial rows are
+  // then read with every split's load in flight at once (no load waits on a previous one).
+  constexpr int kCols = (DV + 63) / 64;  // each lane owns columns 2 lane + 64 c, c < kCols
+  float acc[kCols][2];
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) acc[c][0] = acc[c][1] = 0.f;
   float mx = neg_inf();
   for (int sp = lane; sp < p.num_splits; sp += 32)
     mx = fmaxf(mx, p.lse_accum[sp * p.accum_rows + a]);
 #pragma unroll
   for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
   float sum = 0.f;
-  if (mx != neg_inf())
-    for (int sp = lane; sp < p.num_splits; sp += 32)
-      sum += exp2f((p.lse_accum[sp * p.accum_rows + a] - mx) * kLog2e);
+  for (int sp0 = 0; sp0 < p.num_splits; sp0 += 32) {
+    const int sp = sp0 + lane;
+    const float l = sp < p.num_splits ? p.lse_accum[sp * p.accum_rows + a] : neg_inf();
+    const float w = mx == neg_inf() ? 0.f : exp2f((l - mx) * kLog2e);
+    float part = w;
 #pragma unroll
-  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  const float lse = sum > 0.f ? mx + log2f(sum) * kLn2 : neg_inf();
-  // Each lane owns columns 2 lane + 64 c (two at a time).
-  constexpr int kCols = (DV + 63) / 64;
-  float acc[kCols][2];
-#pragma unroll
-  for (int c = 0; c < kCols; ++c) acc[c][0] = acc[c][1] = 0.f;
-  if (sum > 0.f) {
-    for (int sp = 0; sp < p.num_splits; ++sp) {
-      const float w = exp2f((p.lse_accum[sp * p.accum_rows + a] - lse) * kLog2e);
-      if (w == 0.f) continue;
-      const float* o = p.out_accum + (sp * p.accum_rows + a) * DV;
+    for (int o = 16; o > 0; o /= 2) part += __shfl_xor_sync(0xffffffffu, part, o);
+    sum += part;
+    const int n = p.num_splits - sp0 < 32 ? p.num_splits - sp0 : 32;
+#pragma unroll 8
+    for (int k = 0; k < n; ++k) {
+      const float wk = __shfl_sync(0xffffffffu, w, k);
+      const float* o = p.out_accum + ((sp0 + k) * p.accum_rows + a) * DV;
 #pragma unroll
       for (int c = 0; c < kCols; ++c) {
         const int col = c * 64 + 2 * lane;
         if (col < DV) {
           const Float2 x = *reinterpret_cast<const Float2*>(o + col);
-          acc[c][0] += w * x.x;
-          acc[c][1] += w * x.y;
+          acc[c][0] += wk * x.x;
+          acc[c][1] += wk * x.y;
         }
       }
     }
   }
+  const float inv = sum > 0.f ? 1.f / sum : 0.f;
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) {
+    acc[c][0] *= inv;
+    acc[c][1] *= inv;
+  }
+  const float lse = sum > 0.f ? mx + log2f(sum) * kLn2 : neg_inf();
   u16* orow =
       (u16*)p.out + b * p.o_batch_stride + (s.q_row0 + i) * p.o_row_stride + hq * p.o_head_stride;
 #pragma unroll
