@@ -34,6 +34,13 @@ TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem) {
   t.block_n = t.block_m <= 16 || t.block_m >= 128 ? 128 : 64;
   if (t.block_m == 16) {
     const int groups = std::max(problem.head_groups, 1);
+    // A work item streams whole K/V rows of its heads: up to 8 heads of a token are one
+    // contiguous run, which the prefetchers follow. Split-KV supplies the parallelism (measured
+    // b1 s_k 32k, 2 threads: 52 % of DRAM with 2-head items, no split; see docs/PERF.md).
+    if (problem.splittable) {
+      t.block_h = std::min(groups, 8);
+      return t;
+    }
     const long long min_items = 2LL * std::max(problem.threads, 1);
     while (t.block_h * 2 <= std::min(groups, 8) &&
            1LL * std::max(problem.batch, 1) * ((groups + t.block_h * 2 - 1) / (t.block_h * 2)) >=

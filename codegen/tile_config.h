@@ -21,7 +21,8 @@ struct TileProblem {
   int rows = 1;  // most query rows of one (sequence, head group): max_seqlen_q x packed group
   int head_groups = 1;  // num_heads_k with GQA packing, else num_heads
   int batch = 1;
-  int threads = 1;  // CPU threads the call runs on
+  int threads = 1;          // CPU threads the call runs on
+  bool splittable = false;  // split-KV may spread one sequence's keys over the threads
 };
 
 // True when the CPU kernel for this key runs its matmuls on AMX (bf16 with amx-bf16 on the target).

@@ -213,6 +213,7 @@ void prepare_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, boo
   key.target = host_cpu_target();
   TileProblem tp = tile_problem(p, group, pack);
   tp.threads = p.options.num_threads > 0 ? p.options.num_threads : cpu_pool_threads();
+  tp.splittable = p.num_splits != 1;
   const TileConfig tiles = default_cpu_tiles(key, tp);
   key.block_m = tiles.block_m;
   key.block_n = tiles.block_n;

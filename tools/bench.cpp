@@ -113,6 +113,10 @@ std::vector<Spec> specs(bool quick) {
     s.push_back({[=](int tiny, int t) {
       return tiny ? decode(paged, 2, 64, t) : decode(paged, db, ds, t);
     }});
+  // One long sequence: split-KV spreads its keys over the cores (num_splits from the heuristic).
+  s.push_back({[=](int tiny, int t) {
+    return tiny ? decode(false, 1, 64, t) : decode(false, 1, quick ? 4096 : 32768, t);
+  }});
   return s;
 }
 
