@@ -20,6 +20,9 @@ inline constexpr const char* kCpuEntryAbiVersion = "flashjit_abi_version";
 inline constexpr const char* kCpuEntryCombine = "flashjit_combine";
 // Append keys: writes the new keys / values into the cache; work items (b, KV head).
 inline constexpr const char* kCpuEntryAppend = "flashjit_append";
+// Merge keys (KernelOp::kMergeStates): flashjit_merge(const MergeParams*, begin, end, scratch)
+// instead of flashjit_fwd; work items are rows.
+inline constexpr const char* kCpuEntryMerge = "flashjit_merge";
 
 // Source of the CPU kernel for a canonical, supported key. Deterministic: the same key gives
 // byte-identical text.
@@ -33,7 +36,9 @@ inline constexpr const char* kCudaEntryCombine = "flashjit_combine";
 // Append keys: __global__ flashjit_append(FwdParams), 128 threads, grid (x, h_k, b): CTA x
 // writes new keys x, x + gridDim.x, ...
 inline constexpr const char* kCudaEntryAppend = "flashjit_append";
-// Threads of the combine and append entries.
+// Merge keys: __global__ flashjit_merge(MergeParams), 128 threads, grid ceil(rows * heads / 4).
+inline constexpr const char* kCudaEntryMerge = "flashjit_merge";
+// Threads of the combine, append and merge entries.
 inline constexpr int kCudaAuxThreads = 128;
 
 // Launch shape of the CUDA kernel of a key (also asserted inside the generated source).

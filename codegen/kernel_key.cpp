@@ -102,8 +102,21 @@ bool Target::has_feature(const std::string& name) const {
 // 3. The local mask subsumes causal (causal + window is the window (left, 0)): local clears causal.
 // 4. Warps and stages mean nothing on the CPU, head-group blocks nothing on CUDA: reset them.
 // 5. Without GQA packing nothing else changes; pack_gqa stays as given (it changes the layout).
+// 6. A merge key keeps its op, backend, target, dtypes, head_dim_v and lse; the rest is reset.
 KernelKey KernelKey::canonicalize() const {
   KernelKey k = *this;
+  if (k.op == KernelOp::kMergeStates) {  // 6. a merge has no mask, layout or tiles
+    KernelKey m;
+    m.op = k.op;
+    m.backend = k.backend;
+    m.target = k.target;
+    m.dtype_q = m.dtype_kv = k.dtype_q;
+    m.dtype_o = k.dtype_o;
+    m.head_dim_qk = m.head_dim_v = k.head_dim_v == 0 ? k.head_dim_qk : k.head_dim_v;
+    m.lse = k.lse;
+    m.block_m = m.block_n = 0;
+    return m;
+  }
   if (k.head_dim_v == 0) k.head_dim_v = k.head_dim_qk;
   if (k.chunked) k.local = true;
   if (k.local) k.causal = false;
@@ -116,7 +129,17 @@ KernelKey KernelKey::canonicalize() const {
   return k;
 }
 
+const char* op_name(KernelOp op) { return op == KernelOp::kMergeStates ? "merge" : "fwd"; }
+
 void KernelKey::check_supported() const {
+  if (op == KernelOp::kMergeStates) {
+    for (auto [dt, name] : {std::pair{dtype_q, "dtype_q (partials)"}, {dtype_o, "dtype_o"}})
+      FLASHJIT_CHECK(dt == DType::kFloat32 || dt == DType::kFloat16 || dt == DType::kBFloat16)
+          << name << ": expected fp32, fp16 or bf16 for a merge, got " << dtype_name(dt);
+    FLASHJIT_CHECK(head_dim_v > 0 && head_dim_v % 8 == 0 && head_dim_v <= 512)
+        << "head_dim_v: expected a multiple of 8 in [8, 512], got " << head_dim_v;
+    return;
+  }
   FLASHJIT_CHECK(head_dim_qk > 0 && head_dim_qk % 8 == 0 && head_dim_qk <= 256)
       << "head_dim_qk: expected a multiple of 8 in [8, 256], got " << head_dim_qk;
   FLASHJIT_CHECK(head_dim_v > 0 && head_dim_v % 8 == 0 && head_dim_v <= 512)
@@ -158,7 +181,7 @@ void KernelKey::check_supported() const {
 }
 
 std::string KernelKey::name() const {
-  std::string s = fmt::format("fa_fwd_{}", backend_name(backend));
+  std::string s = fmt::format("fa_{}_{}", op_name(op), backend_name(backend));
   if (backend == Backend::kCuda) {
     s += '-';
     s += without_underscores(target.cpu);
@@ -190,8 +213,10 @@ KernelKey KernelKey::from_string(const std::string& text) {
   KernelKey key;
   key.target = Target{parts[1], parts[2], parts[3]};
   const std::vector<std::string> tokens = split(parts[0], '_');
-  FLASHJIT_CHECK(tokens.size() >= 5 && tokens[0] == "fa" && tokens[1] == "fwd")
-      << "kernel key '" << text << "': expected a name starting with fa_fwd_";
+  FLASHJIT_CHECK(tokens.size() >= 5 && tokens[0] == "fa" &&
+                 (tokens[1] == "fwd" || tokens[1] == "merge"))
+      << "kernel key '" << text << "': expected a name starting with fa_fwd_ or fa_merge_";
+  key.op = tokens[1] == "merge" ? KernelOp::kMergeStates : KernelOp::kAttention;
   size_t t = 2;
   const std::string backend_token = tokens[t++];
   if (backend_token == "cpu") {
@@ -250,6 +275,7 @@ KernelKey KernelKey::from_string(const std::string& text) {
 
 void to_json(nlohmann::json& j, const KernelKey& key) {
   j = nlohmann::json{
+      {"op", op_name(key.op)},
       {"backend", backend_name(key.backend)},
       {"target",
        {{"triple", key.target.triple}, {"cpu", key.target.cpu}, {"features", key.target.features}}},
@@ -273,6 +299,9 @@ void from_json(const nlohmann::json& j, KernelKey& key) {
     FLASHJIT_CHECK(backend == "cpu" || backend == "cuda")
         << "kernel key JSON: unknown backend '" << backend << "'";
     key.backend = backend == "cpu" ? Backend::kCpu : Backend::kCuda;
+    const std::string op = j.at("op").get<std::string>();
+    FLASHJIT_CHECK(op == "fwd" || op == "merge") << "kernel key JSON: unknown op '" << op << "'";
+    key.op = op == "merge" ? KernelOp::kMergeStates : KernelOp::kAttention;
     key.target.triple = j.at("target").at("triple").get<std::string>();
     key.target.cpu = j.at("target").at("cpu").get<std::string>();
     key.target.features = j.at("target").at("features").get<std::string>();
@@ -301,7 +330,7 @@ void from_json(const nlohmann::json& j, KernelKey& key) {
 size_t KernelKeyHash::operator()(const KernelKey& key) const {
   size_t h = 0;
   auto mix = [&h](size_t v) { h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2); };
-  mix(static_cast<size_t>(key.backend));
+  mix(static_cast<size_t>(key.backend) | static_cast<size_t>(key.op) << 8);
   mix(std::hash<std::string>()(key.target.features));
   mix(std::hash<std::string>()(key.target.cpu));
   mix(static_cast<size_t>(key.dtype_q) | static_cast<size_t>(key.dtype_kv) << 8 |

@@ -9,6 +9,15 @@ namespace flashjit {
 
 int cpu_pool_threads() { return ThreadPool::global().size(); }
 
+void run_cpu_merge(const KernelKey& key, const flashjit_kernel::MergeParams& params, int64_t rows,
+                   int num_threads) {
+  const CpuKernel& kernel = get_cpu_kernel(key);
+  FLASHJIT_ICHECK(kernel.merge) << "kernel " << kernel.name << " is not a merge kernel";
+  ThreadPool::global().run(rows, num_threads, 0, [&](int64_t begin, int64_t end, void* scratch) {
+    kernel.merge(&params, begin, end, scratch);
+  });
+}
+
 void load_cpu_kernel(const KernelKey& key) { get_cpu_kernel(key); }
 
 void run_cpu_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,

@@ -52,7 +52,9 @@ class CpuJit {
     check(jit_->addObjectFile(dylib, llvm::MemoryBuffer::getMemBufferCopy(object, dylib_name)),
           "adding kernel object " + dylib_name);
     CpuKernelSymbols s;
-    s.fwd = unwrap(jit_->lookup(dylib, kCpuEntryFwd), "linking " + dylib_name).getValue();
+    s.fwd = unwrap(jit_->lookup(dylib, entries.merge ? kCpuEntryMerge : kCpuEntryFwd),
+                   "linking " + dylib_name)
+                .getValue();
     s.scratch_bytes =
         unwrap(jit_->lookup(dylib, kCpuEntryScratchBytes), "linking " + dylib_name).getValue();
     s.abi_version =

@@ -13,12 +13,14 @@ struct CpuKernelSymbols {
   uint64_t abi_version = 0;
   uint64_t combine = 0;  // split-KV keys only
   uint64_t append = 0;   // append keys only
+  uint64_t merge = 0;    // merge keys: instead of fwd
 };
 
 // The optional entry points a kernel object must have.
 struct CpuEntries {
   bool combine = false;
   bool append = false;
+  bool merge = false;  // a merge kernel: flashjit_merge instead of flashjit_fwd
 };
 
 // Links `object` into a new dylib named `dylib_name` and resolves the entry points. Throws

@@ -57,7 +57,7 @@ std::string cuda_kernel_digest(const KernelKey& key, const std::string& source) 
   for (const EmbeddedFile& f : embedded_templates()) {
     const std::string path = f.path;
     if (path.rfind("flashjit/cuda/", 0) != 0 && path != "flashjit/fwd_params.h" &&
-        path != "flashjit/attention_math.h")
+        path != "flashjit/merge_params.h" && path != "flashjit/attention_math.h")
       continue;
     fields.push_back(path);
     fields.push_back(f.text);
@@ -112,7 +112,8 @@ const Module& module_for_context(const CudaKernel& k, const KernelKey& key) {
   if (!m) {
     auto loaded = std::make_unique<Module>();
     cuda::check(d.cuModuleLoadData(&loaded->module, k.cubin.data()), "cuModuleLoadData");
-    cuda::check(d.cuModuleGetFunction(&loaded->function, loaded->module, kCudaEntryFwd),
+    const char* entry = key.op == KernelOp::kMergeStates ? kCudaEntryMerge : kCudaEntryFwd;
+    cuda::check(d.cuModuleGetFunction(&loaded->function, loaded->module, entry),
                 "cuModuleGetFunction");
     cuda::check(
         d.cuFuncSetAttribute(loaded->function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -245,6 +246,24 @@ void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& par
   launch_one(m.function, kCudaEntryFwd, launch.fwd, k.shape.threads, k.shape.smem_bytes,
              key.append_kv);
   launch_one(m.combine, kCudaEntryCombine, launch.combine, kCudaAuxThreads, 0, true);
+}
+
+void run_cuda_merge(const KernelKey& key, const flashjit_kernel::MergeParams& params, CudaGrid grid,
+                    int device, void* stream_ptr) {
+  ensure_context(device);
+  CUstream stream = static_cast<CUstream>(stream_ptr);
+  const Module& m = module_for_context(cuda_kernel(key, stream), key);
+  flashjit_kernel::MergeParams p = params;
+  void* args[] = {&p};
+  const CUresult r = require_driver().cuLaunchKernel(
+      m.function, grid.x, grid.y, grid.z, kCudaAuxThreads, 1, 1, 0, stream, args, nullptr);
+  if (r != CUDA_SUCCESS) {
+    const char* name = nullptr;
+    require_driver().cuGetErrorName(r, &name);
+    throw Error(fmt::format("flashjit: launching {} failed: {} (grid ({}, {}, {}), block {})",
+                            key.name(), name ? name : "unknown error", grid.x, grid.y, grid.z,
+                            kCudaAuxThreads));
+  }
 }
 
 CudaWorkspace::CudaWorkspace(size_t bytes, int device, void* stream) : stream_(stream) {

@@ -7,6 +7,7 @@
 #include "flashjit/kernel_key.h"
 #include "runtime/launch_shapes.h"
 #include "templates/fwd_params.h"
+#include "templates/merge_params.h"
 
 namespace flashjit {
 
@@ -27,6 +28,10 @@ void load_cuda_kernel(const KernelKey& key, int device, void* stream);
 // synchronizing. Compiling while the stream is being captured is an error naming the key.
 void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
                      const CudaLaunch& launch, int device, void* stream);
+
+// Launches the merge kernel of a merge key (KernelOp::kMergeStates) on `stream`.
+void run_cuda_merge(const KernelKey& key, const flashjit_kernel::MergeParams& params, CudaGrid grid,
+                    int device, void* stream);
 
 // Device memory from the stream-ordered pool, freed in stream order when the object goes away
 // (after the launches that use it were enqueued): capturable into a CUDA graph.

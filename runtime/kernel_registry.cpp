@@ -17,12 +17,17 @@ namespace {
 
 CpuKernel link(const std::string& object, const KernelKey& key) {
   const CpuKernelSymbols sym =
-      load_cpu_object(object, key.name(), CpuEntries{key.split_kv, key.append_kv});
+      load_cpu_object(object, key.name(),
+                      CpuEntries{key.split_kv, key.append_kv, key.op == KernelOp::kMergeStates});
   const int abi = reinterpret_cast<int (*)()>(sym.abi_version)();
   FLASHJIT_ICHECK(abi == FLASHJIT_CPU_ABI_VERSION)
       << "kernel " << key.name() << " has ABI " << abi << ", expected " << FLASHJIT_CPU_ABI_VERSION;
   CpuKernel k;
-  k.fwd = reinterpret_cast<CpuFwdFn>(sym.fwd);
+  if (key.op == KernelOp::kMergeStates) {
+    k.merge = reinterpret_cast<CpuMergeFn>(sym.fwd);
+  } else {
+    k.fwd = reinterpret_cast<CpuFwdFn>(sym.fwd);
+  }
   k.combine = reinterpret_cast<CpuFwdFn>(sym.combine);
   k.append = reinterpret_cast<CpuFwdFn>(sym.append);
   k.scratch_bytes = reinterpret_cast<long long (*)()>(sym.scratch_bytes)();
@@ -67,7 +72,7 @@ std::string cpu_kernel_digest(const KernelKey& key, const std::string& source) {
     const std::string path = f.path;
     // NOTE: only what a CPU kernel can include, so a CUDA template edit keeps CPU entries valid.
     if (path.rfind("flashjit/cpu/", 0) != 0 && path != "flashjit/fwd_params.h" &&
-        path != "flashjit/attention_math.h")
+        path != "flashjit/merge_params.h" && path != "flashjit/attention_math.h")
       continue;
     fields.push_back(path);
     fields.push_back(f.text);

@@ -8,15 +8,18 @@
 #include "flashjit/flashjit.h"
 #include "flashjit/kernel_key.h"
 #include "templates/fwd_params.h"
+#include "templates/merge_params.h"
 
 namespace flashjit {
 
 using CpuFwdFn = void (*)(const flashjit_kernel::FwdParams*, long long, long long, void*);
+using CpuMergeFn = void (*)(const flashjit_kernel::MergeParams*, long long, long long, void*);
 
 struct CpuKernel {
   CpuFwdFn fwd = nullptr;
   CpuFwdFn combine = nullptr;  // split-KV keys: work items (b, query index)
   CpuFwdFn append = nullptr;   // append keys: work items (b, KV head)
+  CpuMergeFn merge = nullptr;  // merge keys (instead of fwd): work items are rows
   int64_t scratch_bytes = 0;
   std::string name;
 };

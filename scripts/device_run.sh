@@ -22,7 +22,7 @@ fi
 if [ "$what" = memcheck ] || [ "$what" = all ]; then
   sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
   "$sanitizer" --tool memcheck --error-exitcode 3 "$build/tests/cuda/flashjit_cuda_tests" \
-    --gtest_filter="${MEMCHECK_FILTER:-Smoke/*:CudaMetamorphic.*:Level1/*q113_k203*}" \
+    --gtest_filter="${MEMCHECK_FILTER:-Smoke/*:CudaMetamorphic.*:Level1/*q113_k203*:Level1/*q1_k128*:Level1/*q3_k1024*:CudaPlan.*:CudaMergeStates.*}" \
     >"$out/memcheck.log" 2>&1 || status=1
   tail -5 "$out/memcheck.log"
 fi

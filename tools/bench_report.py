@@ -131,6 +131,35 @@ def decode(peers, mine, copy):
     print(f"decode: {len(m)} flashjit shapes, {misses} below the bar\n")
 
 
+def decode_append(peers, mine, copy):
+    # The serving step of issue 4: append + rotary fused, paged 16, through a plan in a CUDA graph.
+    p = {(r.get("B"), r.get("Sk")): r for r in peers if r.get("kind") in ("decode", "decode_TBps")}
+    m = [r for r in mine if r.get("kind") == "decode_append"]
+    if not m:
+        return
+    rows, misses = [], 0
+    for r in sorted(m, key=lambda r: (r.get("B"), r.get("Sk"))):
+        B, Sk = r.get("B"), r.get("Sk")
+        pr = p.get((B, Sk), {})
+        a = num(err_of(r, "tbps"))
+        pct, mark = DASH, ""
+        if a is not None and copy:
+            frac = 100.0 * a / copy
+            pct = f"{frac:.0f} %"
+            bar = 70.0 if B == 1 else 85.0
+            if frac < bar:
+                mark, misses = f"✗ MISS (bar {bar:.0f} %)", misses + 1
+        rows.append([str(B), str(Sk), str(r.get("num_splits", DASH)), cell(a, "{:.2f}"),
+                     cell(r.get("ms", None) and r["ms"] * 1000, "{:.1f}"),
+                     cell(pr.get("flash"), "{:.2f}"), cell(pr.get("cudnn"), "{:.2f}"), pct,
+                     cell(r.get("host_us"), "{:.1f}"), mark])
+    print("## (b2) Decode step with append + rotary (paged 16, GQA 32/8, d128), CUDA graph replay of a"
+          " plan; TB/s of K+V read (bars: B=1 >= 70 %, B >= 8 >= 85 % of copy)\n")
+    table(["B", "Sk", "num_splits", "flashjit", "us", "SDPA flash (no append)", "cuDNN (no append)",
+           "% of copy", "host us / plain run", "bar"], rows)
+    print(f"decode with append: {len(m)} shapes, {misses} below the bar\n")
+
+
 def compile_table(mine):
     # A key's compile record, with the cache-hit load time of its {"kind": "load"} record.
     loads = {r.get("key"): r.get("load_ms") for r in mine if r.get("kind") == "load"}
@@ -164,6 +193,7 @@ def main():
     prows = peers.get("rows", [])
     prefill(prows, mine)
     decode(prows, mine, copy)
+    decode_append(prows, mine, copy)
     compile_table(mine)
 
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "flashjit/error.h"
 #include "flashjit/tensor.h"
@@ -101,6 +102,21 @@ void flash_attn_varlen(const VarlenArgs& args);
 
 // Runs attention of `q` against a (paged or contiguous) KV cache. Writes `out` (and `softmax_lse`).
 void flash_attn_with_kvcache(const KvcacheArgs& args);
+
+// Partial attention results over disjoint key sets of the same queries (cascade attention,
+// context parallelism across GPUs, split-KV done by hand), merged by their LSE:
+// out = sum_s exp(lse_s - lse) out_s and lse = log sum_s exp(lse_s). A state whose LSE is -inf
+// (no visible key) or +inf (what an empty-key call returns) contributes nothing; a row no state
+// covers gets out 0 and LSE -inf. LSEs are tensors with any strides, so the (h, total_q) LSE of
+// a varlen call is passed as its transposed (total_q, h) view.
+struct MergeStatesArgs {
+  std::vector<Tensor> outs;  // 1 to 16 states, each (n, h, dv): one of fp32, fp16, bf16
+  std::vector<Tensor> lses;  // one per state, (n, h) fp32, natural log
+  Tensor out;                // (n, h, dv): fp32, fp16 or bf16
+  OptionalTensor lse;        // (n, h) fp32, optional
+  ExecOptions options{};
+};
+void merge_states(const MergeStatesArgs& args);
 
 // A call planned ahead from its static shapes, for CUDA graphs and for serving loops: the plan
 // fixes the kernel (compiled or loaded when the plan is made), the launch grid, num_splits and the

@@ -16,6 +16,12 @@ namespace flashjit {
 enum class Backend : uint8_t { kCpu, kCuda };
 const char* backend_name(Backend backend);
 
+// What a kernel computes: attention ("fwd"), or the merge of partial results by their LSE
+// ("merge": dtype_q is the partials' dtype, dtype_o the output's, head_dim_v their width; the
+// other fields are unused and canonicalize() clears them).
+enum class KernelOp : uint8_t { kAttention, kMergeStates };
+const char* op_name(KernelOp op);
+
 // What the binary is compiled for. CPU: LLVM triple, CPU name and the full signed feature list
 // ("+avx512f,-amx-int8,..."), since under KVM the CPU name alone is wrong. CUDA: arch ("sm_90a").
 struct Target {
@@ -45,6 +51,7 @@ struct Target {
   X(rotary)    /* rotary embedding of new keys and of queries */
 
 struct KernelKey {
+  KernelOp op = KernelOp::kAttention;
   Backend backend = Backend::kCpu;
   Target target;
   DType dtype_q = DType::kBFloat16;

@@ -189,7 +189,10 @@ TEST(Canonicalize, PackGqaAndOtherFieldsStayAsGiven) {
   for (const testing::KeyVariant& v : single_field_variants()) {
     KernelKey k = base_cpu_key();
     v.apply(k);
-    if (v.field == "chunked" || v.field == "num_warps" || v.field == "num_stages") continue;
+    // chunked implies local, a CPU key has no warps or stages, a merge key clears the rest.
+    if (v.field == "chunked" || v.field == "num_warps" || v.field == "num_stages" ||
+        v.field == "op")
+      continue;
     EXPECT_EQ(k.canonicalize(), k) << v.label << " is already canonical";
   }
   KernelKey k = base_cpu_key();
@@ -369,7 +372,7 @@ TEST(KeyJson, MissingFieldIsUsageError) {
     SCOPED_TRACE(field);
     expect_throws_exactly<UsageError>([&] { bad.get<KernelKey>(); }, {"kernel key JSON"});
   }
-  EXPECT_EQ(removed, 13 + static_cast<int>(all_flags().size()));
+  EXPECT_EQ(removed, 14 + static_cast<int>(all_flags().size()));
 }
 
 TEST(KeyJson, BadValuesAreUsageErrors) {
@@ -425,6 +428,30 @@ TEST(KeyJson, VariantsCoverEveryField) {
   std::set<std::string> all;
   for (const auto& [name, value] : base) all.insert(name);
   EXPECT_EQ(covered, all);
+}
+
+TEST(MergeKey, CanonicalFormKeepsOnlyWhatAMergeUses) {
+  KernelKey k = base_cpu_key();
+  k.op = KernelOp::kMergeStates;
+  k.dtype_o = DType::kFloat32;
+  k.causal = k.paged_kv = k.lse = true;
+  k.head_dim_v = 256;
+  const KernelKey c = k.canonicalize();
+  EXPECT_EQ(c, c.canonicalize());
+  EXPECT_FALSE(c.causal || c.paged_kv);
+  EXPECT_TRUE(c.lse);
+  EXPECT_EQ(c.head_dim_qk, 256);
+  EXPECT_EQ(c.block_m, 0);
+  EXPECT_EQ(c.name(), "fa_merge_cpu_bf16_ofp32_hd256_lse_bm0_bn0");
+  EXPECT_EQ(KernelKey::from_string(c.to_string()), c);
+  EXPECT_EQ(nlohmann::json(c).get<KernelKey>(), c);
+  EXPECT_NO_THROW(c.check_supported());
+  KernelKey bad = c;
+  bad.dtype_o = DType::kInt32;
+  EXPECT_THROW(bad.check_supported(), UsageError);
+  KernelKey attention = c;
+  attention.op = KernelOp::kAttention;
+  EXPECT_NE(KernelKeyHash()(attention), KernelKeyHash()(c));
 }
 
 // --- check_supported

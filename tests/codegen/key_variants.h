@@ -30,6 +30,7 @@ struct KeyVariant {
 // One variant per field (several for some), each changing exactly that field of base_cpu_key().
 inline std::vector<KeyVariant> single_field_variants() {
   std::vector<KeyVariant> v;
+  v.push_back({"op", "op=merge", [](KernelKey& k) { k.op = KernelOp::kMergeStates; }});
   v.push_back({"backend", "backend=cuda", [](KernelKey& k) { k.backend = Backend::kCuda; }});
   v.push_back({"target.triple", "triple=aarch64",
                [](KernelKey& k) { k.target.triple = "aarch64-unknown-linux-gnu"; }});

@@ -102,6 +102,18 @@ std::vector<CudaCase> cases() {
     all128.paged_kv = all128.varlen_q = all128.seqused_k = all128.lse = all128.pack_gqa = true;
     add(all128);
     add(serving(all128));
+    for (DType in : {DType::kFloat32, DType::kBFloat16})  // merge_states kernels
+      for (DType o : {DType::kFloat32, DType::kFloat16}) {
+        KernelKey m;
+        m.op = KernelOp::kMergeStates;
+        m.backend = Backend::kCuda;
+        m.target = Target{"nvptx64-nvidia-cuda", arch, ""};
+        m.dtype_q = in;
+        m.dtype_o = o;
+        m.head_dim_v = in == DType::kFloat32 ? 128 : 512;
+        m.lse = o == DType::kFloat32;
+        add(m);
+      }
     KernelKey ring3 = cuda_key(arch, DType::kBFloat16, 64, 64, 4096);  // a 3-stage K/V ring
     ring3.num_stages = 3;
     add(ring3);

@@ -5,6 +5,7 @@
 
 #include "reference/decode_loop.h"
 #include "reference/device_mirrors.h"
+#include "reference/merge_case.h"
 #include "runtime/cuda_api.h"
 
 namespace flashjit::testing {
@@ -44,6 +45,24 @@ TEST(CudaPlan, GraphReplaysADecodeLoop) {
   FLASHJIT_CU(cuGraphDestroy(graph));
   FLASHJIT_CU(cuMemFree(workspace));
   FLASHJIT_CU(cuStreamDestroy(stream));
+}
+
+}  // namespace
+}  // namespace flashjit::testing
+
+namespace flashjit::testing {
+namespace {
+
+TEST(CudaMergeStates, MatchesOneShotAttention) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  const Device gpu{DeviceType::kCUDA, 0};
+  for (bool out_fp32 : {true, false}) {
+    const MergeResult r = run_merge_case(gpu, DType::kBFloat16, out_fp32, 5);
+    EXPECT_EQ(r.unwritten, 0);
+    EXPECT_EQ(r.lse_inf_mismatch, 0);
+    EXPECT_LE(r.out_diff, out_fp32 ? 2e-2 : 3e-2);  // bf16 partials (and output): a few ulps
+    EXPECT_LE(r.lse_diff, 1e-4);
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "reference/attention_case.h"
 #include "reference/decode_loop.h"
+#include "reference/merge_case.h"
 
 namespace flashjit::testing {
 namespace {
@@ -93,6 +94,55 @@ TEST(CpuSplitKv, OneSplitIsBitwiseRepeatableAndBatchInvariant) {
   const CaseResult c = run_case(alone);
   ASSERT_LE(c.out.size(), a.out.size());
   EXPECT_TRUE(std::equal(c.out.begin(), c.out.end(), a.out.begin()));
+}
+
+}  // namespace
+}  // namespace flashjit::testing
+
+namespace flashjit::testing {
+namespace {
+
+TEST(CpuMergeStates, MatchesOneShotAttention) {
+  // fp32 inputs: the merge is exact up to float rounding.
+  const MergeResult f32 = run_merge_case(Device{}, DType::kFloat32, true, 3);
+  EXPECT_EQ(f32.unwritten, 0);
+  EXPECT_EQ(f32.lse_inf_mismatch, 0);
+  EXPECT_LE(f32.out_diff, 2e-6);
+  EXPECT_LE(f32.lse_diff, 2e-6);
+  // bf16 partials merged into an fp32 output: within the partials' own rounding (2^-8 relative).
+  const MergeResult bf16 = run_merge_case(Device{}, DType::kBFloat16, true, 4);
+  EXPECT_EQ(bf16.unwritten, 0);
+  EXPECT_EQ(bf16.lse_inf_mismatch, 0);
+  EXPECT_LE(bf16.out_diff, 2e-2);
+  EXPECT_LE(bf16.lse_diff, 1e-4);
+}
+
+TEST(CpuMergeStates, RejectsBadArguments) {
+  std::vector<float> o(2 * 4 * 8, 0.f), l(2 * 4, 0.f);
+  MergeStatesArgs a;
+  a.out = Tensor::contiguous(o.data(), DType::kFloat32, {2, 4, 8});
+  auto expect_error = [&](const MergeStatesArgs& bad, const char* text) {
+    try {
+      merge_states(bad);
+      ADD_FAILURE() << "expected a UsageError containing: " << text;
+    } catch (const UsageError& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(text));
+    }
+  };
+  expect_error(a, "outs: expected 1 to 16 states");
+  a.outs.push_back(Tensor::contiguous(o.data(), DType::kFloat32, {2, 4, 8}));
+  expect_error(a, "lses: expected one per state (1), got 0");
+  a.lses.push_back(Tensor::contiguous(l.data(), DType::kFloat32, {2, 3}));
+  expect_error(a, "lses[0]");
+  a.lses[0] = Tensor::contiguous(l.data(), DType::kInt32, {2, 4});
+  expect_error(a, "lses[0]: expected dtype fp32");
+  a.lses[0] = Tensor::contiguous(l.data(), DType::kFloat32, {2, 4});
+  a.outs.push_back(Tensor::contiguous(o.data(), DType::kBFloat16, {2, 4, 8}));
+  a.lses.push_back(a.lses[0]);
+  expect_error(a, "outs[1]: expected dtype fp32");
+  a.outs.resize(17, a.outs[0]);
+  a.lses.resize(17, a.lses[0]);
+  expect_error(a, "got 17");
 }
 
 }  // namespace
