@@ -37,6 +37,9 @@ namespace flashjit::cuda {
   X(cuMemFree, "cuMemFree_v2")                            \
   X(cuMemAllocAsync, "cuMemAllocAsync")                   \
   X(cuMemFreeAsync, "cuMemFreeAsync")                     \
+  X(cuMemPoolCreate, "cuMemPoolCreate")                   \
+  X(cuMemPoolSetAttribute, "cuMemPoolSetAttribute")       \
+  X(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync")   \
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                      \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                      \
   X(cuMemsetD8, "cuMemsetD8_v2")                          \
