@@ -386,7 +386,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       l[r] *= alpha[r];
     }
 #pragma unroll
-    for (int mt = 0; mt < kMT; ++mt) {
+    for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
       for (int n = 0; n < BN / 8; ++n)
 #pragma unroll
@@ -394,13 +394,21 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           s[mt][n][e] = exp2f(s[mt][n][e] - use[2 * mt + e / 2]);
           l[2 * mt + e / 2] += s[mt][n][e];
         }
+    // O is rescaled only when some row's maximum moved (after the first blocks it rarely does):
+    // decode tiles are bound by instruction issue, and this is DV / 2 multiplies per lane.
+    bool moved = false;
 #pragma unroll
-      for (int d = 0; d < DVp / 8; ++d) {
-        o[mt][d][0] *= alpha[2 * mt];
-        o[mt][d][1] *= alpha[2 * mt];
-        o[mt][d][2] *= alpha[2 * mt + 1];
-        o[mt][d][3] *= alpha[2 * mt + 1];
-      }
+    for (int r = 0; r < kR; ++r) moved |= alpha[r] != 1.f;
+    if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+        for (int d = 0; d < DVp / 8; ++d) {
+          o[mt][d][0] *= alpha[2 * mt];
+          o[mt][d][1] *= alpha[2 * mt];
+          o[mt][d][2] *= alpha[2 * mt + 1];
+          o[mt][d][3] *= alpha[2 * mt + 1];
+        }
     }
 
     // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
