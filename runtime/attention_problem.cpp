@@ -101,13 +101,13 @@ TileProblem tile_problem(const AttentionProblem& p, int group, bool pack) {
 }
 
 // The split count of a call: the caller's (at most one per key block), or the heuristic's.
-int resolve_num_splits(const AttentionProblem& p, const KernelKey& key, long long tiles,
-                       int units) {
-  const long long keys = int64_t{p.seqlen_k} + (p.cu_seqlens_k_new ? 0 : p.seqlen_new);
+int resolve_num_splits(const AttentionProblem& p, const KernelKey& key, long long tiles, int units,
+                       int block_quantum) {
+  const long long keys = p.seqlen_k;  // appended keys land inside the capacity
   const int key_blocks =
       static_cast<int>(std::max<long long>(1, (keys + key.block_n - 1) / key.block_n));
   if (p.num_splits > 0) return std::min(p.num_splits, key_blocks);
-  return default_num_splits(SplitProblem{tiles, key_blocks, units});
+  return default_num_splits(SplitProblem{tiles, key_blocks, units, block_quantum});
 }
 
 // Bytes of the split-KV partials: num_splits x rows x heads x (dv + 1) floats.
@@ -220,7 +220,7 @@ void prepare_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, boo
   key.block_h = tiles.block_h;
   flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
   const int64_t work = int64_t{p.batch} * f.num_head_chunks * f.num_m_blocks;
-  f.num_splits = resolve_num_splits(p, key, work, tp.threads);
+  f.num_splits = resolve_num_splits(p, key, work, tp.threads, 1);
   key.split_kv = f.num_splits > 1;
   key = key.canonicalize();
   key.check_supported();
@@ -265,7 +265,9 @@ void prepare_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bo
   FLASHJIT_CHECK(p.batch <= 65535)
       << "batch: expected at most 65535 on the CUDA backend, got " << p.batch;
   const long long ctas = int64_t{f.num_m_blocks} * f.num_head_groups * p.batch;
-  f.num_splits = resolve_num_splits(p, key, ctas, cuda_sm_count(device) - p.sm_margin);
+  f.num_splits =
+      resolve_num_splits(p, key, ctas, cuda_sm_count(device) - p.sm_margin,
+                         cuda_tiles_split_keys(key.block_m, key.num_warps) ? key.num_warps : 1);
   key.split_kv = f.num_splits > 1;
   key = key.canonicalize();
   key.check_supported();

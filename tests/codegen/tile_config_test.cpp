@@ -198,3 +198,39 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
 
 }  // namespace
 }  // namespace flashjit
+
+namespace flashjit {
+namespace {
+
+TEST(DefaultNumSplits, FullOrShortProblemsDoNotSplit) {
+  EXPECT_EQ(default_num_splits(SplitProblem{512, 512, 132, 16}), 1);  // 80 % of the SMs busy
+  EXPECT_EQ(default_num_splits(SplitProblem{8, 4, 132, 16}), 1);      // 4 key blocks
+}
+
+TEST(DefaultNumSplits, DecodeSplitsFillTheSmsInWholeRounds) {
+  // b1, 8 KV heads, s_k 8k in 16-key blocks, 16 key warps: 16 splits of 32 blocks (2 rounds).
+  EXPECT_EQ(default_num_splits(SplitProblem{8, 512, 132, 16}), 16);
+  // b8: 64 tiles, 2 splits fill one wave.
+  EXPECT_EQ(default_num_splits(SplitProblem{64, 512, 132, 16}), 2);
+  // CPU b1 on 2 threads: one split per thread.
+  EXPECT_EQ(default_num_splits(SplitProblem{1, 256, 2, 1}), 2);
+  // sm_margin leaves fewer units; never more splits than key blocks.
+  EXPECT_LE(default_num_splits(SplitProblem{1, 6, 132, 1}), 6);
+}
+
+}  // namespace
+}  // namespace flashjit
+
+namespace flashjit {
+namespace {
+
+TEST(DefaultNumSplits, OneMoreKeyBlockDoesNotMultiplyTheSplits) {
+  // b8 with 513 blocks (s_k 8k + 1): still 2 splits, not 33 one-round splits of 16 waves.
+  EXPECT_EQ(default_num_splits(SplitProblem{64, 513, 132, 16}), 2);
+  const int b1 = default_num_splits(SplitProblem{8, 513, 132, 16});  // 3 rounds, one wave
+  EXPECT_GE(b1, 14);
+  EXPECT_LE(b1, 16);
+}
+
+}  // namespace
+}  // namespace flashjit
