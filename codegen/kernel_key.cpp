@@ -158,11 +158,15 @@ void KernelKey::check_supported() const {
   FLASHJIT_CHECK(dtype_o == dtype_q) << "dtype_o: expected the dtype of q (" << dtype_name(dtype_q)
                                      << "), got " << dtype_name(dtype_o);
   FLASHJIT_CHECK(!(paged_kv && varlen_k)) << "paged_kv and varlen_k cannot be combined";
-  FLASHJIT_CHECK(!append_kv || (!varlen_k && seqused_k))
-      << "append_kv: expected a KV cache with per-sequence lengths (seqused_k, not varlen_k)";
-  FLASHJIT_CHECK(!leftpad || (!varlen_k && seqused_k))
-      << "leftpad: expected a KV cache with per-sequence lengths (seqused_k, not varlen_k)";
-  FLASHJIT_CHECK(!rotary || append_kv) << "rotary: expected append_kv (rotary applies to new keys)";
+  for (auto [on, name] : {std::pair{append_kv, "append_kv"}, {leftpad, "leftpad"}}) {
+    if (!on) continue;
+    FLASHJIT_CHECK(seqused_k) << name
+                              << ": expected seqused_k (a KV cache with per-sequence lengths), "
+                                 "got seqused_k = false";
+    FLASHJIT_CHECK(!varlen_k) << name << ": expected a KV cache (varlen_k = false), got varlen_k";
+  }
+  FLASHJIT_CHECK(!rotary || append_kv)
+      << "rotary: expected append_kv (rotary applies to appended keys), got append_kv = false";
   if (!score_mod_hash.empty()) FLASHJIT_NOT_SUPPORTED() << "score_mod";
   const int max_m = backend == Backend::kCpu ? 256 : 128;
   FLASHJIT_CHECK(block_m > 0 && block_m % 16 == 0 && block_m <= max_m)

@@ -71,6 +71,8 @@ void validate_index_values(const AttentionProblem& p) {
     }
     if (p.rotary_dim > 0) {
       const int64_t base = p.rotary_seqlens ? p.rotary_seqlens[b] : keys;
+      FLASHJIT_CHECK(base >= 0) << "rotary_seqlens[" << b << "]: expected a position >= 0, got "
+                                << base;
       int64_t lq = p.seqlen_q;
       if (p.cu_seqlens_q) lq = int64_t{p.cu_seqlens_q[b + 1]} - p.cu_seqlens_q[b];
       const bool per_row =

@@ -864,7 +864,7 @@ TEST(KvcacheErrors, ValidateRotaryPositionsBeyondTable) {
        "(rows of the tables)"});
   bad = c.args;
   bad.rotary_seqlens = c.buf.i32({0, -1});
-  expect_rejected<UsageError>(c, bad, {"rotary_cos / rotary_sin: sequence 1", "[-1, 0]"});
+  expect_rejected<UsageError>(c, bad, {"rotary_seqlens[1]: expected a position >= 0, got -1"});
 }
 
 }  // namespace
