@@ -116,7 +116,8 @@ __device__ __forceinline__ void row_coords(const FwdParams& p, const Tile& t, in
 // two share one address computation, and a paged cache's table is read at page crossings only.
 template <class Cfg>
 struct KvRowWalk {
-  int page_idx = 0, in_page = 0, cached = -1, page = 0;
+  int page_idx = 0, in_page = 0, cached = -1;
+  long long k_page = 0, v_page = 0;  // offsets of row 0 of the cached page (head included)
   __device__ __forceinline__ KvRowWalk(const FwdParams& p, const Tile& t, int j0) {
     if constexpr (Cfg::kPagedKV) {
       int pos = j0;
@@ -130,15 +131,15 @@ struct KvRowWalk {
   __device__ __forceinline__ void offsets(const FwdParams& p, const Tile& t, int j,
                                           long long& k_ofs, long long& v_ofs) {
     if constexpr (Cfg::kPagedKV) {
-      if (page_idx != cached) {
-        page = p.page_table[t.kv_b * p.page_table_stride + page_idx];
+      if (page_idx != cached) {  // a new page: one table read, the page's base offsets
+        int page = p.page_table[t.kv_b * p.page_table_stride + page_idx];
         page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // never OOB
+        k_page = page * p.k_batch_stride + t.hk * p.k_head_stride;
+        v_page = page * p.v_batch_stride + t.hk * p.v_head_stride;
         cached = page_idx;
       }
-      k_ofs =
-          page * p.k_batch_stride + (long long)in_page * p.k_row_stride + t.hk * p.k_head_stride;
-      v_ofs =
-          page * p.v_batch_stride + (long long)in_page * p.v_row_stride + t.hk * p.v_head_stride;
+      k_ofs = k_page + (long long)in_page * p.k_row_stride;
+      v_ofs = v_page + (long long)in_page * p.v_row_stride;
     } else {
       const long long row = t.k_row0 + j;
       k_ofs = t.kv_b * p.k_batch_stride + row * p.k_row_stride + t.hk * p.k_head_stride;
@@ -148,9 +149,10 @@ struct KvRowWalk {
   __device__ __forceinline__ void advance(const FwdParams& p, int step) {
     if constexpr (Cfg::kPagedKV) {
       in_page += step;
-      if (in_page >= p.page_size) {
-        page_idx += in_page / p.page_size;
-        in_page %= p.page_size;
+      // NOTE: subtraction, not division: a step rarely crosses more than one page.
+      while (in_page >= p.page_size) {
+        in_page -= p.page_size;
+        ++page_idx;
       }
     }
   }
@@ -320,9 +322,11 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
       for (int n = 0; n < BN / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
-        // NOTE: not unrolled, so that the A fragments of one head-dim step are live at a time
-        // (unrolled, the compiler hoists them all and the kernel spills at 32 rows per warp).
-#pragma unroll 1
+    // NOTE: with 32 rows per warp not unrolled, so that the A fragments of one head-dim step are
+    // live at a time (unrolled, the compiler hoists them all and the kernel spills); with 16 rows
+    // (decode tiles) unrolled, so that the ldmatrix loads of the steps overlap.
+    constexpr int kQkUnroll = kMT == 1 ? Dp / 16 : 1;
+#pragma unroll kQkUnroll
     for (int kk = 0; kk < Dp / 16; ++kk) {
       u32 a[kMT][4];
 #pragma unroll
