@@ -58,22 +58,11 @@ KernelKey fp32_local_chunked_key() {
 }
 
 // Decode against a paged cache with every KV-cache feature: split-KV, append, left padding and
-// rotary.
+// rotary (the paged decode key above, without GQA packing, plus those).
 KernelKey bf16_split_append_rotary_key() {
-  KernelKey k;
-  k.target = kAmxTarget;
-  k.dtype_q = k.dtype_kv = k.dtype_o = DType::kBFloat16;
-  k.head_dim_qk = k.head_dim_v = 128;
-  k.causal = true;
-  k.paged_kv = true;
-  k.seqused_k = true;
-  k.lse = true;
-  k.split_kv = true;
-  k.append_kv = true;
-  k.leftpad = true;
-  k.rotary = true;
-  k.block_m = 16;
-  k.block_n = 128;
+  KernelKey k = bf16_causal_paged_key();
+  k.pack_gqa = false;
+  k.split_kv = k.append_kv = k.leftpad = k.rotary = true;
   return k;
 }
 
