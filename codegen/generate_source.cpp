@@ -235,7 +235,7 @@ CudaLaunchShape cuda_launch_shape(const KernelKey& key) {
   auto round16 = [](int x) { return (x + 15) / 16 * 16; };
   const int q_stride = round16(key.head_dim_qk) + 8, v_stride = round16(key.head_dim_v) + 8;
   const int split = key.block_m == 16 ? key.num_warps : 1;
-  const int stages = split > 1 ? 1 : key.num_stages;
+  const int stages = key.num_stages;
   CudaLaunchShape shape;
   shape.threads = key.num_warps * 32;
   shape.smem_bytes = (key.block_m * q_stride +

@@ -29,7 +29,7 @@ struct Traits {
   static constexpr int kRowWarps = kWarps / kSplit;
   static constexpr int kMT = BM / (16 * kRowWarps);
   // K/V stages: a ring of kNumStages blocks for row warps, one buffer per key warp.
-  static constexpr int kStages = kSplit > 1 ? 1 : Cfg::kNumStages;
+  static constexpr int kStages = Cfg::kNumStages;
   static constexpr bool kBf16 = Cfg::kBf16;
   // Shared-memory rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall
   // into distinct bank groups.
@@ -38,7 +38,8 @@ struct Traits {
   static constexpr int kSmemBytes = (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2;
   static_assert(BM % 16 == 0 && BM <= 128, "block_m: 16 rows per warp, at most 8 warps");
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
-  static_assert(kSplit > 1 || kStages == 2 || kStages == 3, "num_stages: 2 or 3 for row warps");
+  static_assert(kSplit > 1 ? kStages == 1 || kStages == 2 : kStages == 2 || kStages == 3,
+                "num_stages: 1 or 2 for key warps, 2 or 3 for row warps");
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
   static_assert(!Cfg::kRotary || Cfg::kAppendKV, "rotary applies to appended keys");
   static_assert(!Cfg::kLeftpad || !Cfg::kVarlenK, "left padding is a KV-cache feature");
@@ -467,13 +468,31 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     cp_async_commit();
     cp_async_wait_all();
     __syncthreads();  // Q has landed
-    u16* my_k = sk + wg * (T::kKElems + T::kVElems);
-    u16* my_v = my_k + T::kKElems;
-    for (int blk = wg; blk < nblocks; blk += T::kSplit) {
-      const int n0 = n_lo + blk * BN;
-      load_kv<Cfg, 32>(p, t, n0, n_hi, my_k, my_v, lane);
+    // With two stages a warp loads its next block while it computes on the current one.
+    constexpr int S = T::kStages;
+    auto buffer = [&](int i) { return sk + (wg * S + i % S) * (T::kKElems + T::kVElems); };
+    if constexpr (S == 2) {
+      if (wg < nblocks)
+        load_kv<Cfg, 32>(p, t, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
       cp_async_commit();
-      cp_async_wait_all();
+    }
+    int i = 0;
+    for (int blk = wg; blk < nblocks; blk += T::kSplit, ++i) {
+      const int n0 = n_lo + blk * BN;
+      u16* my_k = buffer(i);
+      u16* my_v = my_k + T::kKElems;
+      if constexpr (S == 2) {
+        const int next = blk + T::kSplit;
+        if (next < nblocks)
+          load_kv<Cfg, 32>(p, t, n_lo + next * BN, n_hi, buffer(i + 1), buffer(i + 1) + T::kKElems,
+                           lane);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        load_kv<Cfg, 32>(p, t, n0, n_hi, my_k, my_v, lane);
+        cp_async_commit();
+        cp_async_wait_all();
+      }
       __syncwarp();
       process(my_k, my_v, n0);
       __syncwarp();  // the next block overwrites the buffers

@@ -173,7 +173,7 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   EXPECT_EQ(unfit(128, 64, 8), "");
   EXPECT_EQ(unfit(128, 32, 4, 3), "");
   EXPECT_THAT(unfit(128, 64, 8, 4), ::testing::HasSubstr("num_stages: expected 2 or 3"));
-  EXPECT_THAT(unfit(16, 16, 8, 2), ::testing::HasSubstr("num_stages: expected 1"));
+  EXPECT_THAT(unfit(16, 16, 8, 3), ::testing::HasSubstr("num_stages: expected 1 or 2"));
   EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("shared memory: tiles 16x64 with 8 warps"));
   EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("sm_90a allows 232448"));
   EXPECT_THAT(unfit(64, 64, 3), ::testing::HasSubstr("num_warps: expected a divisor of"));

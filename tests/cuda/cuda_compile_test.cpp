@@ -26,9 +26,10 @@ struct CudaCase {
 };
 
 // The key with the default tiles for its flags.
-KernelKey tiled(KernelKey k, int rows) {
+KernelKey tiled(KernelKey k, int rows, int batch = 1) {
   TileProblem tp;
   tp.rows = rows;
+  tp.batch = batch;
   const TileConfig t = default_cuda_tiles(k, tp);
   k.block_m = t.block_m;
   k.block_n = t.block_n;
@@ -91,6 +92,9 @@ std::vector<CudaCase> cases() {
     decode.paged_kv = decode.seqused_k = decode.pack_gqa = decode.lse = true;
     add(decode);
     add(serving(decode));
+    // Decode at large batch: 16 key warps of one stage (small batches get 12 warps of two).
+    add(tiled(serving(decode), 4, 256));
+    add(tiled(decode, 4, 256));
     for (auto [d, dv] : dims) {  // decode tiles have the fewest registers per thread
       KernelKey k = cuda_key(arch, DType::kFloat16, d, dv, 4);
       k.causal = k.local = k.chunked = k.softcap = k.sinks = k.paged_kv = true;
