@@ -204,6 +204,38 @@ void load_cuda_kernel(const KernelKey& key, int device, void* stream) {
   module_for_context(cuda_kernel(key, static_cast<CUstream>(stream)), key);
 }
 
+namespace {
+// Launches one entry of a loaded module; `programmatic`: as a programmatic dependent of the kernel
+// before it on the stream (Hopper only: templates/cuda/ptx.cuh, grid_dependency_wait). Failures
+// name the key, the entry, the grid, the block and the shared memory.
+void launch_entry(const KernelKey& key, CUfunction f, const char* entry, CudaGrid grid, int threads,
+                  int smem, bool programmatic, CUstream stream, void** args) {
+  FLASHJIT_ICHECK(f) << "kernel " << key.name() << " lacks the entry " << entry;
+  CUlaunchAttribute attr{};
+  attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attr.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchConfig config{};
+  config.gridDimX = grid.x;
+  config.gridDimY = grid.y;
+  config.gridDimZ = grid.z;
+  config.blockDimX = threads;
+  config.blockDimY = config.blockDimZ = 1;
+  config.sharedMemBytes = smem;
+  config.hStream = stream;
+  config.attrs = &attr;
+  config.numAttrs = programmatic && key.target.cpu.rfind("sm_9", 0) == 0 ? 1 : 0;
+  const CUresult r = require_driver().cuLaunchKernelEx(&config, f, args, nullptr);
+  if (r != CUDA_SUCCESS) {
+    const char* name = nullptr;
+    require_driver().cuGetErrorName(r, &name);
+    throw Error(fmt::format(
+        "flashjit: launching {} ({}) failed: {} (grid ({}, {}, {}), block {}, shared memory {} "
+        "bytes)",
+        key.name(), entry, name ? name : "unknown error", grid.x, grid.y, grid.z, threads, smem));
+  }
+}
+}  // namespace
+
 void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
                      const CudaLaunch& launch, int device, void* stream_ptr) {
   ensure_context(device);
@@ -212,40 +244,16 @@ void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& par
   const Module& m = module_for_context(k, key);
   flashjit_kernel::FwdParams p = params;
   void* args[] = {&p};
-  // Hopper: the attention kernel after an append, and the combine, launch as programmatic
-  // dependents of the kernel before them (templates/cuda/ptx.cuh: grid_dependency_wait).
-  const bool pdl = key.target.cpu.rfind("sm_9", 0) == 0;
-  auto launch_one = [&](CUfunction f, const char* entry, CudaGrid grid, int threads, int smem,
-                        bool dependent) {
-    if (grid.x == 0) return;
-    FLASHJIT_ICHECK(f) << "kernel " << key.name() << " lacks the entry " << entry;
-    CUlaunchAttribute attr{};
-    attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-    attr.value.programmaticStreamSerializationAllowed = 1;
-    CUlaunchConfig config{};
-    config.gridDimX = grid.x;
-    config.gridDimY = grid.y;
-    config.gridDimZ = grid.z;
-    config.blockDimX = threads;
-    config.blockDimY = config.blockDimZ = 1;
-    config.sharedMemBytes = smem;
-    config.hStream = stream;
-    config.attrs = &attr;
-    config.numAttrs = pdl && dependent ? 1 : 0;
-    const CUresult r = require_driver().cuLaunchKernelEx(&config, f, args, nullptr);
-    if (r != CUDA_SUCCESS) {
-      const char* name = nullptr;
-      require_driver().cuGetErrorName(r, &name);
-      throw Error(fmt::format(
-          "flashjit: launching {} ({}) failed: {} (grid ({}, {}, {}), block {}, shared memory {} "
-          "bytes)",
-          key.name(), entry, name ? name : "unknown error", grid.x, grid.y, grid.z, threads, smem));
-    }
-  };
-  launch_one(m.append, kCudaEntryAppend, launch.append, kCudaAuxThreads, 0, false);
-  launch_one(m.function, kCudaEntryFwd, launch.fwd, k.shape.threads, k.shape.smem_bytes,
-             key.append_kv);
-  launch_one(m.combine, kCudaEntryCombine, launch.combine, kCudaAuxThreads, 0, true);
+  // The attention kernel after an append, and the combine, depend on the kernel before them.
+  if (launch.append.x)
+    launch_entry(key, m.append, kCudaEntryAppend, launch.append, kCudaAuxThreads, 0, false, stream,
+                 args);
+  if (launch.fwd.x)
+    launch_entry(key, m.function, kCudaEntryFwd, launch.fwd, k.shape.threads, k.shape.smem_bytes,
+                 key.append_kv, stream, args);
+  if (launch.combine.x)
+    launch_entry(key, m.combine, kCudaEntryCombine, launch.combine, kCudaAuxThreads, 0, true,
+                 stream, args);
 }
 
 void run_cuda_merge(const KernelKey& key, const flashjit_kernel::MergeParams& params, CudaGrid grid,
@@ -255,15 +263,7 @@ void run_cuda_merge(const KernelKey& key, const flashjit_kernel::MergeParams& pa
   const Module& m = module_for_context(cuda_kernel(key, stream), key);
   flashjit_kernel::MergeParams p = params;
   void* args[] = {&p};
-  const CUresult r = require_driver().cuLaunchKernel(
-      m.function, grid.x, grid.y, grid.z, kCudaAuxThreads, 1, 1, 0, stream, args, nullptr);
-  if (r != CUDA_SUCCESS) {
-    const char* name = nullptr;
-    require_driver().cuGetErrorName(r, &name);
-    throw Error(fmt::format("flashjit: launching {} failed: {} (grid ({}, {}, {}), block {})",
-                            key.name(), name ? name : "unknown error", grid.x, grid.y, grid.z,
-                            kCudaAuxThreads));
-  }
+  launch_entry(key, m.function, kCudaEntryMerge, grid, kCudaAuxThreads, 0, false, stream, args);
 }
 
 namespace {

@@ -196,12 +196,6 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   }
 }
 
-}  // namespace
-}  // namespace flashjit
-
-namespace flashjit {
-namespace {
-
 TEST(DefaultNumSplits, FullOrShortProblemsDoNotSplit) {
   EXPECT_EQ(default_num_splits(SplitProblem{512, 512, 132, 16}), 1);  // 80 % of the SMs busy
   EXPECT_EQ(default_num_splits(SplitProblem{8, 4, 132, 16}), 1);      // 4 key blocks
@@ -217,12 +211,6 @@ TEST(DefaultNumSplits, DecodeSplitsFillTheSmsInWholeRounds) {
   // sm_margin leaves fewer units; never more splits than key blocks.
   EXPECT_LE(default_num_splits(SplitProblem{1, 6, 132, 1}), 6);
 }
-
-}  // namespace
-}  // namespace flashjit
-
-namespace flashjit {
-namespace {
 
 TEST(DefaultNumSplits, OneMoreKeyBlockDoesNotMultiplyTheSplits) {
   // b8 with 513 blocks (s_k 8k + 1): still 2 splits, not 33 one-round splits of 16 waves.

@@ -47,12 +47,6 @@ TEST(CudaPlan, GraphReplaysADecodeLoop) {
   FLASHJIT_CU(cuStreamDestroy(stream));
 }
 
-}  // namespace
-}  // namespace flashjit::testing
-
-namespace flashjit::testing {
-namespace {
-
 TEST(CudaMergeStates, MatchesOneShotAttention) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   const Device gpu{DeviceType::kCUDA, 0};

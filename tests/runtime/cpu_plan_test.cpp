@@ -96,12 +96,6 @@ TEST(CpuSplitKv, OneSplitIsBitwiseRepeatableAndBatchInvariant) {
   EXPECT_TRUE(std::equal(c.out.begin(), c.out.end(), a.out.begin()));
 }
 
-}  // namespace
-}  // namespace flashjit::testing
-
-namespace flashjit::testing {
-namespace {
-
 TEST(CpuMergeStates, MatchesOneShotAttention) {
   // fp32 inputs: the merge is exact up to float rounding.
   const MergeResult f32 = run_merge_case(Device{}, DType::kFloat32, true, 3);
