@@ -238,9 +238,11 @@ CudaLaunchShape cuda_launch_shape(const KernelKey& key) {
   const int stages = key.num_stages;
   CudaLaunchShape shape;
   shape.threads = key.num_warps * 32;
+  // Q, the K/V stages, the tile coordinates (128 bytes) and one key interval (two ints) per row.
   shape.smem_bytes = (key.block_m * q_stride +
                       split * stages * (key.block_n * q_stride + key.block_n * v_stride)) *
-                     2;
+                         2 +
+                     128 + key.block_m * 8;
   return shape;
 }
 

@@ -98,13 +98,14 @@ std::string cuda_tiles_unfit(const KernelKey& key) {
   return "";
 }
 
-// Measured on an H200 (bf16, s 4k-16k, docs/PERF.md): d <= 96: 128 x 64 tiles with 4 warps of
-// 32 rows (two m16 tiles: every K/V fragment feeds two MMAs), ~200 TFLOP/s at d 64; d 128:
-// 128 x 32 with 4 warps of 32 rows, 253-256 vs 203-208 for 8 warps of 16 rows (128 x 64 with 4
-// warps reaches 274-279 but spills 8-52 bytes under the 255-register cap); d > 128: 128 x 64 with 8
-// warps of 16 rows, 223-230 vs 122-125 for 64 x 64, 202 KiB of shared memory (block_n halves where
-// the arch has less, e.g. sm_80's 163 KiB). Decode (rows <= 16) is bandwidth-bound: one row warp
-// and many key warps, each streaming its own 16-key blocks, keep the most loads in flight. H200, d
+// Measured on an H200 (bf16, s 1k-16k, docs/PERF.md): 128-row tiles with 4 warps of 32 rows
+// (two m16 tiles: every K/V fragment feeds two MMAs), 64 keys, 128 at d <= 64 on sm_90: d 64 291
+// TFLOP/s (128 x 64: 274), d 128 335 (128 x 32: 288; 3 stages: 231, one CTA per SM). These fit the
+// 255-register cap because the tile's coordinates and row intervals live in shared memory. d >
+// 128: 128 x 64 with 8 warps of 16 rows, 223-230 vs 122-125 for 64 x 64, 202 KiB of shared memory
+// (block_n halves where the arch has less, e.g. sm_80's 163 KiB). Decode (rows <= 16) is
+// bandwidth-bound: one row warp and many key warps, each streaming its own 16-key blocks, keep
+// the most loads in flight. H200, d
 // 128, GQA 32/8, paged, swept before the K/V load rework (which took 16 x 16 to 3.6-4.0): 16 warps
 // x 16 keys 2.6-2.7 TB/s at B 16-128 (1.3 at B 8); 8 x 16: 1.7-2.7; 8 x 32: 2.0; 4 x 64: 1.2. Head
 // dims above 128 keep 8 warps: 16 warps of 512 threads leave 128 registers, too few for their O
@@ -124,7 +125,9 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     t.num_warps = dvp <= 128 && dvp % 32 == 0 && features < 6 ? 16 : 8;
   } else {
     t.block_m = rows <= 64 ? 64 : 128;
-    t.block_n = t.block_m == 128 && d > 96 && d <= 128 ? 32 : 64;
+    // NOTE: sm_80's ptxas spills 36 bytes at d 64 with 128 keys; sm_90's does not.
+    const bool sm90 = key.target.cpu.rfind("sm_90", 0) == 0;
+    t.block_n = t.block_m == 128 && d <= 64 && sm90 ? 128 : 64;
     t.num_warps = t.block_m == 128 && d <= 128 ? 4 : t.block_m / 16;
   }
   auto with = [&](const TileConfig& c) {

@@ -35,7 +35,13 @@ struct Traits {
   // into distinct bank groups.
   static constexpr int kQStride = Dp + 8, kVStride = DVp + 8;
   static constexpr int kQElems = BM * kQStride, kKElems = BN * kQStride, kVElems = BN * kVStride;
-  static constexpr int kSmemBytes = (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2;
+  // The tile's coordinates (kTileBytes) and the rows' key intervals (BM KeyIntervals) sit between
+  // Q and the K/V stages: the key loop and the epilogue read them from shared memory rather than
+  // keep them in registers, which the accumulators need (128 x 64 d128 tiles spill otherwise).
+  static constexpr int kTileBytes = 128;
+  static constexpr int kIvBytes = kTileBytes + BM * 8;
+  static constexpr int kSmemBytes =
+      (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2 + kIvBytes;
   static_assert(BM % 16 == 0 && BM <= 128, "block_m: 16 rows per warp, at most 8 warps");
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
   static_assert(kSplit > 1 ? kStages == 1 || kStages == 2 : kStages == 2 || kStages == 3,
@@ -65,7 +71,8 @@ __device__ __forceinline__ float sink_logit(const FwdParams& p, int hq) {
 // Where a CTA's rows and keys are.
 struct Tile {
   int b, kv_b, hg, hk, lq, lk, m0, nrows;
-  int rotary_base;  // rotary position of query 0
+  int rotary_base;       // rotary position of query 0
+  int full_lo, full_hi;  // keys [full_lo, full_hi) are visible to every row of the tile
   long long q_base, o_base, lse_base, k_row0;
 };
 
@@ -88,7 +95,10 @@ __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   t.k_row0 = s.k_row0;
   t.rotary_base = s.rotary_base;
   const int g = Cfg::kPackGqa ? p.group : 1;
-  const int m_block = Cfg::kSplitKV ? blockIdx.x / p.num_splits : blockIdx.x;
+  // Row blocks run last to first: under causal masks (bottom-right) the last rows see the most
+  // keys, and starting them first keeps the final wave from being a few long tiles.
+  const int m_block =
+      p.num_m_blocks - 1 - (Cfg::kSplitKV ? (int)(blockIdx.x / p.num_splits) : (int)blockIdx.x);
   t.m0 = m_block * Cfg::kBlockM;
   const long long rows = (long long)t.lq * g;
   if (t.m0 >= rows) return false;
@@ -178,7 +188,27 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
   const u16* k = (const u16*)p.k;
   const u16* v = (const u16*)p.v;
   constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
-  if constexpr (kChunksK == kChunksV && kN % kChunksK == 0) {
+  if constexpr (!Cfg::kPagedKV && kChunksK == kChunksV && kN % kChunksK == 0) {
+    constexpr int kStep = kN / kChunksK;
+    const int ch = tid % kChunksK, r0 = tid / kChunksK;
+    const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
+    const long long row = t.k_row0 + n0 + r0;
+    const u16* kp =
+        k + (t.kv_b * p.k_batch_stride + row * p.k_row_stride + t.hk * p.k_head_stride + ch * 8);
+    const u16* vp =
+        v + (t.kv_b * p.v_batch_stride + row * p.v_row_stride + t.hk * p.v_head_stride + ch * 8);
+#pragma unroll
+    for (int i = 0; i < (T::BN + kStep - 1) / kStep; ++i) {
+      const int r = r0 + i * kStep;
+      if (T::BN % kStep != 0 && r >= T::BN) break;
+      const bool row_ok = n0 + r < n_end;
+      const bool kv = row_ok && k_col, vv = row_ok && v_col;
+      cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8),
+                  kv ? kp + i * kStep * p.k_row_stride : k, kv ? 16 : 0);
+      cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8),
+                  vv ? vp + i * kStep * p.v_row_stride : v, vv ? 16 : 0);
+    }
+  } else if constexpr (kChunksK == kChunksV && kN % kChunksK == 0) {
     constexpr int kStep = kN / kChunksK;
     const int ch = tid % kChunksK;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
@@ -224,7 +254,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   constexpr bool kBf16 = T::kBf16;
   extern __shared__ __align__(128) unsigned char smem[];
   u16* sq = (u16*)smem;
-  u16* sk = sq + T::kQElems;
+  Tile& ts = *reinterpret_cast<Tile*>(sq + T::kQElems);
+  KeyInterval* s_iv = reinterpret_cast<KeyInterval*>(sq + T::kQElems + T::kTileBytes / 2);
+  u16* sk = reinterpret_cast<u16*>(s_iv + T::BM);
   u16* sv = sk + T::kStages * T::kKElems;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp % T::kRowWarps;  // row warp
@@ -243,18 +275,24 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   const KeyInterval last = visible_keys<Cfg>(p, i_last, t.lq, t.lk);
   int n_lo = first.lo;
   const int n_hi = last.hi;
-  const int max_lo = last.lo, min_hi = first.hi;
+  t.full_lo = last.lo;
+  t.full_hi = first.hi;
+  static_assert(sizeof(Tile) <= T::kTileBytes, "Tile outgrew its shared-memory slot");
+  if (threadIdx.x == 0) ts = t;  // read after the key loop's first barrier
 
   // This thread's rows: in m-tile mt, lane / 4 and lane / 4 + 8 (index r = 2 mt + {0, 1}).
   // NOTE: rows and their key intervals are recomputed where needed (masked blocks, epilogue)
   // rather than kept: registers are what limits the tile size.
   auto row_of = [&](int r) { return (wm * kMT + r / 2) * 16 + lane / 4 + (r % 2) * 8; };
-  auto interval_of = [&](int r) {
-    if (row_of(r) >= t.nrows) return KeyInterval{0, 0};
-    int i, hq;
-    row_coords<Cfg>(p, t, row_of(r), i, hq);
-    return visible_keys<Cfg>(p, i, t.lq, t.lk);
-  };
+  for (int r = threadIdx.x; r < T::BM; r += T::kThreads) {
+    KeyInterval iv{0, 0};
+    if (r < t.nrows) {
+      int i, hq;
+      row_coords<Cfg>(p, t, r, i, hq);
+      iv = visible_keys<Cfg>(p, i, t.lq, t.lk);
+    }
+    s_iv[r] = iv;  // read after the key loop's first barrier
+  }
 
   // Q tile (rows past nrows and the head-dim padding zero-filled).
   {
@@ -309,6 +347,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 #pragma unroll
     for (int d = 0; d < DVp / 8; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
 
+  // Scores stay unscaled where the scale commutes with the row maximum (see process).
+  const bool raw_scores = !Cfg::kSoftcap && p.score_scale > 0.f;
+  const float exp_scale = raw_scores ? p.score_scale : 1.f;
   // One key block [n0, n0 + BN) from shared memory k / v into the running state.
   auto process = [&](const u16* k, const u16* v, int n0) {
     // Per-lane ldmatrix addresses (bytes); the steps below add compile-time offsets.
@@ -346,21 +387,25 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       }
     }
 
-    // Scale (log2 units), softcap, mask; online softmax over the block.
+    // Scale (log2 units), softcap, mask; online softmax over the block. With a positive scale and
+    // no softcap the raw scores are kept: the maximum commutes with the scale, which is then
+    // folded into the exponent's FFMA (one instruction per score instead of two).
+    if (!raw_scores) {
 #pragma unroll
-    for (int mt = 0; mt < kMT; ++mt)
+      for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-      for (int n = 0; n < BN / 8; ++n)
+        for (int n = 0; n < BN / 8; ++n)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[mt][n][e] * p.score_scale;
-          if constexpr (Cfg::kSoftcap) x = tanhf(x) * p.softcap_log2;
-          s[mt][n][e] = x;
-        }
-    if (!(n0 >= max_lo && n0 + BN <= min_hi)) {  // a block some row sees only in part
+          for (int e = 0; e < 4; ++e) {
+            float x = s[mt][n][e] * p.score_scale;
+            if constexpr (Cfg::kSoftcap) x = tanhf(x) * p.softcap_log2;
+            s[mt][n][e] = x;
+          }
+    }
+    if (!(n0 >= ts.full_lo && n0 + BN <= ts.full_hi)) {  // a block some row sees only in part
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        const KeyInterval iv = interval_of(r);
+        const KeyInterval iv = s_iv[row_of(r)];
 #pragma unroll
         for (int n = 0; n < BN / 8; ++n)
 #pragma unroll
@@ -384,9 +429,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     for (int r = 0; r < kR; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float m_new = fmaxf(m[r], mx[r]);
+      const float m_new = fmaxf(m[r], mx[r] * exp_scale);
       use[r] = m_new == neg_inf() ? 0.f : m_new;
-      alpha[r] = exp2f(m[r] - use[r]);
+      alpha[r] = fast_exp2(m[r] - use[r]);
       m[r] = m_new;
       l[r] *= alpha[r];
     }
@@ -396,7 +441,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       for (int n = 0; n < BN / 8; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[mt][n][e] = exp2f(s[mt][n][e] - use[2 * mt + e / 2]);
+          s[mt][n][e] = fast_exp2(fmaf(s[mt][n][e], exp_scale, -use[2 * mt + e / 2]));
           l[2 * mt + e / 2] += s[mt][n][e];
         }
     // O is rescaled only when some row's maximum moved (after the first blocks it rarely does):
@@ -457,11 +502,12 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       __syncthreads();         // ... for every thread; all warps are done with block blk - 1
       const int next = blk + S - 1, next_stage = next % S;  // next_stage held block blk - 1
       if (next < nblocks)
-        load_kv<Cfg, T::kThreads>(p, t, n_lo + next * BN, n_hi, sk + next_stage * T::kKElems,
+        load_kv<Cfg, T::kThreads>(p, ts, n_lo + next * BN, n_hi, sk + next_stage * T::kKElems,
                                   sv + next_stage * T::kVElems, threadIdx.x);
       cp_async_commit();
       process(sk + stage * T::kKElems, sv + stage * T::kVElems, n0);
     }
+    if (nblocks == 0) __syncthreads();  // the epilogue reads the tile from shared memory
   } else {
     static_assert(kMT == 1, "key-split warps own one m-tile");
     // Key warps: warp wg takes blocks wg, wg + kSplit, ... into its own buffers.
@@ -473,7 +519,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     auto buffer = [&](int i) { return sk + (wg * S + i % S) * (T::kKElems + T::kVElems); };
     if constexpr (S == 2) {
       if (wg < nblocks)
-        load_kv<Cfg, 32>(p, t, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
+        load_kv<Cfg, 32>(p, ts, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
       cp_async_commit();
     }
     int i = 0;
@@ -484,12 +530,12 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       if constexpr (S == 2) {
         const int next = blk + T::kSplit;
         if (next < nblocks)
-          load_kv<Cfg, 32>(p, t, n_lo + next * BN, n_hi, buffer(i + 1), buffer(i + 1) + T::kKElems,
+          load_kv<Cfg, 32>(p, ts, n_lo + next * BN, n_hi, buffer(i + 1), buffer(i + 1) + T::kKElems,
                            lane);
         cp_async_commit();
         cp_async_wait<1>();
       } else {
-        load_kv<Cfg, 32>(p, t, n0, n_hi, my_k, my_v, lane);
+        load_kv<Cfg, 32>(p, ts, n0, n_hi, my_k, my_v, lane);
         cp_async_commit();
         cp_async_wait_all();
       }
@@ -526,7 +572,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     for (int d = 0; d < DVp / 8; ++d) o[0][d][0] = o[0][d][1] = o[0][d][2] = o[0][d][3] = 0.f;
     for (int g = 0; g < T::kSplit; ++g) {
       const float* rd = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
-      const float s0 = exp2f(rd[0] - use0), s1 = exp2f(rd[1] - use1);
+      const float s0 = fast_exp2(rd[0] - use0), s1 = fast_exp2(rd[1] - use1);
       l[0] += rd[2] * s0;
       l[1] += rd[3] * s1;
 #pragma unroll
@@ -549,13 +595,13 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   for (int r = 0; r < kR; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    if (row_of(r) >= t.nrows) continue;
+    if (row_of(r) >= ts.nrows) continue;
     int i, hq;
-    row_coords<Cfg>(p, t, row_of(r), i, hq);
+    row_coords<Cfg>(p, ts, row_of(r), i, hq);
     float mf = m[r], lr = l[r], o_scale = 1.f;
     if constexpr (Cfg::kSinks) {
       // A sequence with no keys keeps LSE -inf (spec 3.4); split-KV counts the sink in split 0.
-      if (t.lk > 0 && tile_split<Cfg>(p) == 0) {
+      if (ts.lk > 0 && tile_split<Cfg>(p) == 0) {
         const float sink = sink_logit(p, hq) * 1.4426950408889634f;
         mf = fmaxf(sink, m[r]);
         o_scale = exp2f(m[r] - mf);
@@ -566,7 +612,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     const float lse = lr > 0.f ? (mf + log2f(lr)) * 0.69314718055994531f : neg_inf();
     if constexpr (Cfg::kSplitKV) {  // fp32 partials for the combine entry
       const long long acc_row0 =
-          Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[t.b] : (long long)t.b * p.seqlen_q;
+          Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[ts.b] : (long long)ts.b * p.seqlen_q;
       const long long a = (acc_row0 + i) * p.num_heads + hq;
       const int split = tile_split<Cfg>(p);
       float* prow = p.out_accum + (split * p.accum_rows + a) * T::DV;
@@ -581,7 +627,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       if (lane % 4 == 0) p.lse_accum[split * p.accum_rows + a] = lse;
       continue;
     }
-    u16* orow = out + t.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
+    u16* orow = out + ts.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
 #pragma unroll
     for (int d = 0; d < DVp / 8; ++d) {
       const int col = d * 8 + 2 * (lane % 4);
@@ -591,7 +637,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     }
     if constexpr (Cfg::kLse) {
       if (lane % 4 == 0)
-        p.lse[t.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
+        p.lse[ts.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
             lse;
     }
   }

@@ -105,6 +105,15 @@ __device__ __forceinline__ void grid_launch_dependents() {
 #endif
 }
 
+// 2^x on the special-function unit, subnormal results flushed to zero. exp2f() without fast math
+// adds a range check and two predicated multiplies around the same instruction; attention weights
+// below 2^-126 of the row maximum do not matter.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
+  return r;
+}
+
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
 }  // namespace flashjit_cuda

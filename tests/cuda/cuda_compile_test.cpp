@@ -119,6 +119,7 @@ std::vector<CudaCase> cases() {
         add(m);
       }
     KernelKey ring3 = cuda_key(arch, DType::kBFloat16, 64, 64, 4096);  // a 3-stage K/V ring
+    ring3.block_n = 64;
     ring3.num_stages = 3;
     add(ring3);
     KernelKey all = cuda_key(arch, DType::kFloat16, 256, 256, 4096);
