@@ -128,6 +128,8 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     // NOTE: sm_80's ptxas spills 36 bytes at d 64 with 128 keys; sm_90's does not.
     const bool sm90 = key.target.cpu.rfind("sm_90", 0) == 0;
     t.block_n = t.block_m == 128 && d <= 64 && sm90 ? 128 : 64;
+    // NOTE: split-KV d128 keys spill 4 bytes at 128 x 64 (ptxas, sm_90a): 32 keys there.
+    if (t.block_m == 128 && key.split_kv && d > 96 && d <= 128) t.block_n = 32;
     t.num_warps = t.block_m == 128 && d <= 128 ? 4 : t.block_m / 16;
   }
   auto with = [&](const TileConfig& c) {

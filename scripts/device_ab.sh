@@ -3,7 +3,8 @@
 # commit, made with scripts/build_gpu_bundle.sh and moved there) against .device/build, alternated
 # in one call so that both see the same GPU and clocks. Extra arguments go to flashjit_cuda_bench
 # (e.g. --prefill-only --d 128). AB_VARIANTS="tag=ENV=VALUE ..." adds runs of the new build with
-# extra environment (e.g. "bn32=FLASHJIT_CUDA_TILES=128,32,4,2").
+# extra environment (e.g. "bn32=FLASHJIT_CUDA_TILES=128,32,4,2"); AB_BUILDS="tag=DIR ..." adds
+# other bundles (DIR relative to the repository root, laid out like .device/build).
 # Usage: scripts/device_ab.sh [rounds] [bench args...]   Results go to $OUT/ab.jsonl.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +25,9 @@ for ((r = 0; r < rounds; ++r)); do
   [ -x "$root/.device/build_old/tools/flashjit_cuda_bench" ] &&
     run_one old "$root/.device/build_old"
   run_one new "$root/.device/build"
+  for b in ${AB_BUILDS:-}; do
+    run_one "${b%%=*}" "$root/${b#*=}"
+  done
   for v in ${AB_VARIANTS:-}; do
     run_one "${v%%=*}" "$root/.device/build" "${v#*=}"
   done

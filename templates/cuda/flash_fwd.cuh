@@ -189,7 +189,9 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
   const u16* v = (const u16*)p.v;
   constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
   if constexpr (!Cfg::kPagedKV && kChunksK == kChunksV && kN % kChunksK == 0) {
-    constexpr int kStep = kN / kChunksK;
+    // Contiguous K/V: source pointers advance by a fixed stride and shared-memory addresses sit
+    // at fixed offsets from one base, so a full block costs a few instructions per copy.
+    constexpr int kStep = kN / kChunksK, kRows = (T::BN + kStep - 1) / kStep;
     const int ch = tid % kChunksK, r0 = tid / kChunksK;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
     const long long row = t.k_row0 + n0 + r0;
@@ -197,16 +199,30 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
         k + (t.kv_b * p.k_batch_stride + row * p.k_row_stride + t.hk * p.k_head_stride + ch * 8);
     const u16* vp =
         v + (t.kv_b * p.v_batch_stride + row * p.v_row_stride + t.hk * p.v_head_stride + ch * 8);
+    const long long k_step = kStep * p.k_row_stride, v_step = kStep * p.v_row_stride;
+    const u32 sk_row = smem_addr(sk + r0 * T::kQStride + ch * 8);
+    const u32 sv_row = smem_addr(sv + r0 * T::kVStride + ch * 8);
+    if (n0 + T::BN <= n_end && (T::D == T::Dp || k_col) && (T::DV == T::DVp || v_col)) {
 #pragma unroll
-    for (int i = 0; i < (T::BN + kStep - 1) / kStep; ++i) {
+      for (int i = 0; i < kRows; ++i) {
+        if (T::BN % kStep != 0 && r0 + i * kStep >= T::BN) break;
+        cp_async_16(sk_row + i * kStep * T::kQStride * 2, kp, 16);
+        cp_async_16(sv_row + i * kStep * T::kVStride * 2, vp, 16);
+        kp += k_step;
+        vp += v_step;
+      }
+      return;
+    }
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
       const int r = r0 + i * kStep;
       if (T::BN % kStep != 0 && r >= T::BN) break;
       const bool row_ok = n0 + r < n_end;
       const bool kv = row_ok && k_col, vv = row_ok && v_col;
-      cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8),
-                  kv ? kp + i * kStep * p.k_row_stride : k, kv ? 16 : 0);
-      cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8),
-                  vv ? vp + i * kStep * p.v_row_stride : v, vv ? 16 : 0);
+      cp_async_16(sk_row + i * kStep * T::kQStride * 2, kv ? kp : k, kv ? 16 : 0);
+      cp_async_16(sv_row + i * kStep * T::kVStride * 2, vv ? vp : v, vv ? 16 : 0);
+      kp += k_step;
+      vp += v_step;
     }
   } else if constexpr (kChunksK == kChunksV && kN % kChunksK == 0) {
     constexpr int kStep = kN / kChunksK;
@@ -364,10 +380,12 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
       for (int n = 0; n < BN / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
-    // NOTE: with 32 rows per warp not unrolled, so that the A fragments of one head-dim step are
-    // live at a time (unrolled, the compiler hoists them all and the kernel spills); with 16 rows
-    // (decode tiles) unrolled, so that the ldmatrix loads of the steps overlap.
-    constexpr int kQkUnroll = kMT == 1 ? Dp / 16 : 1;
+    // NOTE: with 32 rows per warp, d <= 64 fully unrolled (4 steps: the next steps' ldmatrix
+    // loads overlap the MMAs, H200 d64 +4-7 %), larger d not unrolled, so that one step's A
+    // fragments are live at a time: unrolled by 2 or 4, d128 measured up to 7 % faster, but
+    // ptxas then spills at the 255-register cap for most feature keys. With 16 rows (decode
+    // tiles) fully unrolled.
+    constexpr int kQkUnroll = kMT == 1 || Dp <= 64 ? Dp / 16 : 1;
 #pragma unroll kQkUnroll
     for (int kk = 0; kk < Dp / 16; ++kk) {
       u32 a[kMT][4];

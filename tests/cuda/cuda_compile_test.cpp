@@ -81,7 +81,9 @@ std::vector<CudaCase> cases() {
       if (k.rotary) k.append_kv = true;
       return k;
     };
-    for (auto flag : flags) add(with_flag(cuda_key(arch, DType::kBFloat16, 128, 128, 4096), flag));
+    // Tiled after the flag is set, as the runtime does (a flag may change the tiles).
+    for (auto flag : flags)
+      add(tiled(with_flag(cuda_key(arch, DType::kBFloat16, 128, 128, 4096), flag), 4096));
     // Everything a decode step of a serving engine uses: split-KV, append, rotary, left padding.
     auto serving = [](KernelKey k) {
       k.split_kv = k.append_kv = k.rotary = k.leftpad = true;
@@ -104,8 +106,8 @@ std::vector<CudaCase> cases() {
     KernelKey all128 = cuda_key(arch, DType::kBFloat16, 128, 128, 4096);
     all128.causal = all128.local = all128.chunked = all128.softcap = all128.sinks = true;
     all128.paged_kv = all128.varlen_q = all128.seqused_k = all128.lse = all128.pack_gqa = true;
-    add(all128);
-    add(serving(all128));
+    add(tiled(all128, 4096));
+    add(tiled(serving(all128), 4096));
     for (DType in : {DType::kFloat32, DType::kBFloat16})  // merge_states kernels
       for (DType o : {DType::kFloat32, DType::kFloat16}) {
         KernelKey m;
