@@ -83,10 +83,9 @@ std::string cuda_tiles_unfit(const KernelKey& key) {
     return fmt::format("num_warps: expected a divisor of block_m / 16 = {}, got {}",
                        key.block_m / 16, key.num_warps);
   const bool split = cuda_tiles_split_keys(key.block_m, key.num_warps);
-  if (split ? key.num_stages != 1 && key.num_stages != 2
-            : key.num_stages != 2 && key.num_stages != 3)
+  if (split ? key.num_stages != 1 && key.num_stages != 2 : key.num_stages < 1 || key.num_stages > 3)
     return fmt::format("num_stages: expected {} for these tiles, got {}",
-                       split ? "1 or 2" : "2 or 3", key.num_stages);
+                       split ? "1 or 2" : "1 to 3", key.num_stages);
   if (!merge_fits(key))
     return fmt::format(
         "block_n: {} keys per warp cannot hold the merged decode state of head_dim_v {}",
@@ -102,14 +101,15 @@ std::string cuda_tiles_unfit(const KernelKey& key) {
 // (two m16 tiles: every K/V fragment feeds two MMAs), 64 keys, 128 at d <= 64 on sm_90: d 64 291
 // TFLOP/s (128 x 64: 274), d 128 335 (128 x 32: 288; 3 stages: 231, one CTA per SM). These fit the
 // 255-register cap because the tile's coordinates and row intervals live in shared memory. d >
-// 128: 128 x 64 with 8 warps of 16 rows, 223-230 vs 122-125 for 64 x 64, 202 KiB of shared memory
-// (block_n halves where the arch has less, e.g. sm_80's 163 KiB). Decode (rows <= 16) is
-// bandwidth-bound: one row warp and many key warps, each streaming its own 16-key blocks, keep
-// the most loads in flight. H200, d
-// 128, GQA 32/8, paged, swept before the K/V load rework (which took 16 x 16 to 3.6-4.0): 16 warps
-// x 16 keys 2.6-2.7 TB/s at B 16-128 (1.3 at B 8); 8 x 16: 1.7-2.7; 8 x 32: 2.0; 4 x 64: 1.2. Head
-// dims above 128 keep 8 warps: 16 warps of 512 threads leave 128 registers, too few for their O
-// (and at d 80 ptxas spills a few bytes under that cap).
+// 128: 64 x 64 with 4 warps of 16 rows and one staggered K and V buffer (FlashAttention-2's
+// order), 102 KiB, two CTAs per SM: d256 244-275 TFLOP/s vs 231-261 for 128 x 64 with 8 warps
+// and two stages (203 KiB, one CTA); block_n halves where the arch has less shared memory. Decode
+// (rows <= 16) is bandwidth-bound: one row warp and many key warps, each streaming its own 16-key
+// blocks, keep the most loads in flight. H200, d 128, GQA 32/8, paged, swept before the K/V load
+// rework (which took 16 x 16 to 3.6-4.0): 16 warps x 16 keys 2.6-2.7 TB/s at B 16-128 (1.3 at B 8);
+// 8 x 16: 1.7-2.7; 8 x 32: 2.0; 4 x 64: 1.2. Head dims above 128 keep 8 warps: 16 warps of 512
+// threads leave 128 registers, too few for their O (and at d 80 ptxas spills a few bytes under that
+// cap).
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) {
   const int rows = std::max(problem.rows, 1);
   const int d = std::max(key.head_dim_qk, key.head_dim_v);
@@ -131,13 +131,18 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     // NOTE: split-KV d128 keys spill 4 bytes at 128 x 64 (ptxas, sm_90a): 32 keys there.
     if (t.block_m == 128 && key.split_kv && d > 96 && d <= 128) t.block_n = 32;
     t.num_warps = t.block_m == 128 && d <= 128 ? 4 : t.block_m / 16;
+    if (d > 128) {  // 64 x 64, one K and one V buffer: two CTAs of 102 KiB fit an sm_90 SM
+      t.block_m = 64;
+      t.num_warps = 4;
+      t.num_stages = 1;
+    }
   }
   auto with = [&](const TileConfig& c) {
     KernelKey k = key;
     k.block_m = c.block_m;
     k.block_n = c.block_n;
     k.num_warps = c.num_warps;
-    k.num_stages = default_cuda_stages(c.block_m, c.num_warps);
+    k.num_stages = c.num_stages ? c.num_stages : default_cuda_stages(c.block_m, c.num_warps);
     return k;
   };
   auto smem = [&](const TileConfig& c) { return cuda_launch_shape(with(c)).smem_bytes; };
@@ -149,7 +154,7 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     t.block_m /= 2;
     t.num_warps = std::max(1, t.num_warps / 2);
   }
-  t.num_stages = default_cuda_stages(t.block_m, t.num_warps);
+  if (t.num_stages == 0) t.num_stages = default_cuda_stages(t.block_m, t.num_warps);
   // Few tiles (the call will split its keys; decode at small batch): 12 key warps that each load
   // their next block while computing, where it fits. Measured (H200, append step, graph replay):
   // B=1 s_k 8k 23.0 -> 20.7 us, 32k 53.1 -> 50.9; at B >= 64 (many tiles) 16 x 1 is as fast or

@@ -28,7 +28,8 @@ struct Traits {
   static constexpr int kWarps = Cfg::kNumWarps, kThreads = kWarps * 32;
   static constexpr int kRowWarps = kWarps / kSplit;
   static constexpr int kMT = BM / (16 * kRowWarps);
-  // K/V stages: a ring of kNumStages blocks for row warps, one buffer per key warp.
+  // K/V stages: a ring of kNumStages blocks for row warps (1: one K and one V buffer, loaded
+  // staggered), one buffer per key warp.
   static constexpr int kStages = Cfg::kNumStages;
   static constexpr bool kBf16 = Cfg::kBf16;
   // Shared-memory rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall
@@ -44,8 +45,8 @@ struct Traits {
       (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2 + kIvBytes;
   static_assert(BM % 16 == 0 && BM <= 128, "block_m: 16 rows per warp, at most 8 warps");
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
-  static_assert(kSplit > 1 ? kStages == 1 || kStages == 2 : kStages == 2 || kStages == 3,
-                "num_stages: 1 or 2 for key warps, 2 or 3 for row warps");
+  static_assert(kSplit > 1 ? kStages == 1 || kStages == 2 : kStages >= 1 && kStages <= 3,
+                "num_stages: 1 or 2 for key warps, 1 to 3 for row warps");
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
   static_assert(!Cfg::kRotary || Cfg::kAppendKV, "rotary applies to appended keys");
   static_assert(!Cfg::kLeftpad || !Cfg::kVarlenK, "left padding is a KV-cache feature");
@@ -176,12 +177,14 @@ __device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j
   KvRowWalk<Cfg>(p, t, j).offsets(p, t, j, k_ofs, v_ofs);
 }
 
-// Issues the cp.async copies of keys [n0, n0 + BN) of K and V into one stage; keys at or past
-// n_end and the head-dim padding are zero-filled without reading. kN threads (tid < kN) share the
-// work: where kN is a multiple of the 16-byte chunks per row, each thread keeps one chunk column
-// and walks the rows, so that a key's K and V rows share one address computation (decode is bound
-// by instruction issue as much as by DRAM).
-template <class Cfg, int kN>
+constexpr int kLoadK = 1, kLoadV = 2;  // which of K and V load_kv copies
+
+// Issues the cp.async copies of keys [n0, n0 + BN) of K and V (kParts) into one stage; keys at or
+// past n_end and the head-dim padding are zero-filled without reading. kN threads (tid < kN) share
+// the work: where kN is a multiple of the 16-byte chunks per row, each thread keeps one chunk
+// column and walks the rows, so that a key's K and V rows share one address computation (decode is
+// bound by instruction issue as much as by DRAM).
+template <class Cfg, int kN, int kParts = kLoadK | kLoadV>
 __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n0, int n_end,
                                         u16* sk, u16* sv, int tid) {
   using T = Traits<Cfg>;
@@ -206,8 +209,8 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
 #pragma unroll
       for (int i = 0; i < kRows; ++i) {
         if (T::BN % kStep != 0 && r0 + i * kStep >= T::BN) break;
-        cp_async_16(sk_row + i * kStep * T::kQStride * 2, kp, 16);
-        cp_async_16(sv_row + i * kStep * T::kVStride * 2, vp, 16);
+        if (kParts & kLoadK) cp_async_16(sk_row + i * kStep * T::kQStride * 2, kp, 16);
+        if (kParts & kLoadV) cp_async_16(sv_row + i * kStep * T::kVStride * 2, vp, 16);
         kp += k_step;
         vp += v_step;
       }
@@ -219,8 +222,10 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       if (T::BN % kStep != 0 && r >= T::BN) break;
       const bool row_ok = n0 + r < n_end;
       const bool kv = row_ok && k_col, vv = row_ok && v_col;
-      cp_async_16(sk_row + i * kStep * T::kQStride * 2, kv ? kp : k, kv ? 16 : 0);
-      cp_async_16(sv_row + i * kStep * T::kVStride * 2, vv ? vp : v, vv ? 16 : 0);
+      if (kParts & kLoadK)
+        cp_async_16(sk_row + i * kStep * T::kQStride * 2, kv ? kp : k, kv ? 16 : 0);
+      if (kParts & kLoadV)
+        cp_async_16(sv_row + i * kStep * T::kVStride * 2, vv ? vp : v, vv ? 16 : 0);
       kp += k_step;
       vp += v_step;
     }
@@ -238,13 +243,15 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       if (row) walk.offsets(p, t, n0 + r, k_ofs, v_ofs);
       walk.advance(p, kStep);
       const bool kv = row && k_col, vv = row && v_col;
-      cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), kv ? k + k_ofs + ch * 8 : k,
-                  kv ? 16 : 0);
-      cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), vv ? v + v_ofs + ch * 8 : v,
-                  vv ? 16 : 0);
+      if (kParts & kLoadK)
+        cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), kv ? k + k_ofs + ch * 8 : k,
+                    kv ? 16 : 0);
+      if (kParts & kLoadV)
+        cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), vv ? v + v_ofs + ch * 8 : v,
+                    vv ? 16 : 0);
     }
   } else {
-    for (int c = tid; c < T::BN * kChunksK; c += kN) {
+    for (int c = tid; (kParts & kLoadK) && c < T::BN * kChunksK; c += kN) {
       const int r = c / kChunksK, ch = c % kChunksK;
       const bool valid = n0 + r < n_end && ch * 8 < T::D;
       long long k_ofs = 0, v_ofs = 0;
@@ -252,7 +259,7 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), valid ? k + k_ofs + ch * 8 : k,
                   valid ? 16 : 0);
     }
-    for (int c = tid; c < T::BN * kChunksV; c += kN) {
+    for (int c = tid; (kParts & kLoadV) && c < T::BN * kChunksV; c += kN) {
       const int r = c / kChunksV, ch = c % kChunksV;
       const bool valid = n0 + r < n_end && ch * 8 < T::DV;
       long long k_ofs = 0, v_ofs = 0;
@@ -295,6 +302,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   t.full_hi = first.hi;
   static_assert(sizeof(Tile) <= T::kTileBytes, "Tile outgrew its shared-memory slot");
   if (threadIdx.x == 0) ts = t;  // read after the key loop's first barrier
+  // Decode tiles (key warps) have registers to spare and are latency-bound: they keep theirs.
+  const Tile& tk = T::kSplit > 1 ? t : ts;
 
   // This thread's rows: in m-tile mt, lane / 4 and lane / 4 + 8 (index r = 2 mt + {0, 1}).
   // NOTE: rows and their key intervals are recomputed where needed (masked blocks, epilogue)
@@ -367,15 +376,15 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   const bool raw_scores = !Cfg::kSoftcap && p.score_scale > 0.f;
   const float exp_scale = raw_scores ? p.score_scale : 1.f;
   // One key block [n0, n0 + BN) from shared memory k / v into the running state.
-  auto process = [&](const u16* k, const u16* v, int n0) {
+  // Scores of one key block [n0, n0 + BN) from shared memory k: S = Q K^T, mask, online
+  // softmax (O rescaled); then accumulate(v) adds P V. process does both.
+  float s[kMT][BN / 8][4];
+  auto scores = [&](const u16* k, int n0) {
     // Per-lane ldmatrix addresses (bytes); the steps below add compile-time offsets.
     const u32 q_lane = opaque(smem_addr(sq) + ((lane % 16) * T::kQStride + (lane / 16) * 8) * 2);
     const u32 k_lane = opaque(
         smem_addr(k) + ((lane % 8 + (lane / 16) * 8) * T::kQStride + ((lane / 8) % 2) * 8) * 2);
-    const u32 v_lane = opaque(
-        smem_addr(v) + ((lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride + (lane / 16) * 8) * 2);
     // S = Q K^T for the warp's kMT x 16 rows x BN keys; every K fragment feeds kMT tiles.
-    float s[kMT][BN / 8][4];
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
@@ -420,7 +429,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
             s[mt][n][e] = x;
           }
     }
-    if (!(n0 >= ts.full_lo && n0 + BN <= ts.full_hi)) {  // a block some row sees only in part
+    if (!(n0 >= tk.full_lo && n0 + BN <= tk.full_hi)) {  // a block some row sees only in part
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         const KeyInterval iv = s_iv[row_of(r)];
@@ -478,7 +487,10 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           o[mt][d][3] *= alpha[2 * mt + 1];
         }
     }
-
+  };
+  auto accumulate = [&](const u16* v) {
+    const u32 v_lane = opaque(
+        smem_addr(v) + ((lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride + (lane / 16) * 8) * 2);
     // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
@@ -502,15 +514,40 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       }
     }
   };
+  auto process = [&](const u16* k, const u16* v, int n0) {
+    scores(k, n0);
+    accumulate(v);
+  };
 
-  if constexpr (T::kSplit == 1) {
+  if constexpr (T::kSplit == 1 && T::kStages == 1) {
+    // One K and one V buffer, staggered (FlashAttention-2's order): V of block blk loads during
+    // its scores, K of block blk + 1 during P V. Half the shared memory of two stages, so that
+    // two CTAs fit on an SM where the head dim is large.
+    if (nblocks > 0) load_kv<Cfg, T::kThreads, kLoadK>(p, t, n_lo, n_hi, sk, sv, threadIdx.x);
+    cp_async_commit();
+    for (int blk = 0; blk < nblocks; ++blk) {
+      const int n0 = n_lo + blk * BN;
+      cp_async_wait_all();  // K of block blk (and Q) has landed
+      __syncthreads();      // ... for every thread; all warps are done with V of block blk - 1
+      load_kv<Cfg, T::kThreads, kLoadV>(p, tk, n0, n_hi, sk, sv, threadIdx.x);
+      cp_async_commit();
+      scores(sk, n0);
+      cp_async_wait_all();  // V of block blk has landed
+      __syncthreads();      // ... for every thread; all warps are done with K of block blk
+      if (blk + 1 < nblocks)
+        load_kv<Cfg, T::kThreads, kLoadK>(p, tk, n0 + BN, n_hi, sk, sv, threadIdx.x);
+      cp_async_commit();
+      accumulate(sv);
+    }
+    if (nblocks == 0) __syncthreads();  // the epilogue reads the tile from shared memory
+  } else if constexpr (T::kSplit == 1) {
     constexpr int S = T::kStages;
     // One commit group per block, empty past the last: block blk is group blk (+1 for Q's).
 #pragma unroll
-    for (int s = 0; s < S - 1; ++s) {
-      if (s < nblocks)
-        load_kv<Cfg, T::kThreads>(p, t, n_lo + s * BN, n_hi, sk + s * T::kKElems,
-                                  sv + s * T::kVElems, threadIdx.x);
+    for (int st = 0; st < S - 1; ++st) {
+      if (st < nblocks)
+        load_kv<Cfg, T::kThreads>(p, t, n_lo + st * BN, n_hi, sk + st * T::kKElems,
+                                  sv + st * T::kVElems, threadIdx.x);
       cp_async_commit();
     }
     for (int blk = 0; blk < nblocks; ++blk) {
@@ -520,7 +557,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       __syncthreads();         // ... for every thread; all warps are done with block blk - 1
       const int next = blk + S - 1, next_stage = next % S;  // next_stage held block blk - 1
       if (next < nblocks)
-        load_kv<Cfg, T::kThreads>(p, ts, n_lo + next * BN, n_hi, sk + next_stage * T::kKElems,
+        load_kv<Cfg, T::kThreads>(p, tk, n_lo + next * BN, n_hi, sk + next_stage * T::kKElems,
                                   sv + next_stage * T::kVElems, threadIdx.x);
       cp_async_commit();
       process(sk + stage * T::kKElems, sv + stage * T::kVElems, n0);
@@ -537,7 +574,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     auto buffer = [&](int i) { return sk + (wg * S + i % S) * (T::kKElems + T::kVElems); };
     if constexpr (S == 2) {
       if (wg < nblocks)
-        load_kv<Cfg, 32>(p, ts, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
+        load_kv<Cfg, 32>(p, tk, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
       cp_async_commit();
     }
     int i = 0;
@@ -548,12 +585,12 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       if constexpr (S == 2) {
         const int next = blk + T::kSplit;
         if (next < nblocks)
-          load_kv<Cfg, 32>(p, ts, n_lo + next * BN, n_hi, buffer(i + 1), buffer(i + 1) + T::kKElems,
+          load_kv<Cfg, 32>(p, tk, n_lo + next * BN, n_hi, buffer(i + 1), buffer(i + 1) + T::kKElems,
                            lane);
         cp_async_commit();
         cp_async_wait<1>();
       } else {
-        load_kv<Cfg, 32>(p, ts, n0, n_hi, my_k, my_v, lane);
+        load_kv<Cfg, 32>(p, tk, n0, n_hi, my_k, my_v, lane);
         cp_async_commit();
         cp_async_wait_all();
       }
@@ -613,13 +650,13 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   for (int r = 0; r < kR; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    if (row_of(r) >= ts.nrows) continue;
+    if (row_of(r) >= tk.nrows) continue;
     int i, hq;
-    row_coords<Cfg>(p, ts, row_of(r), i, hq);
+    row_coords<Cfg>(p, tk, row_of(r), i, hq);
     float mf = m[r], lr = l[r], o_scale = 1.f;
     if constexpr (Cfg::kSinks) {
       // A sequence with no keys keeps LSE -inf (spec 3.4); split-KV counts the sink in split 0.
-      if (ts.lk > 0 && tile_split<Cfg>(p) == 0) {
+      if (tk.lk > 0 && tile_split<Cfg>(p) == 0) {
         const float sink = sink_logit(p, hq) * 1.4426950408889634f;
         mf = fmaxf(sink, m[r]);
         o_scale = exp2f(m[r] - mf);
@@ -630,7 +667,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     const float lse = lr > 0.f ? (mf + log2f(lr)) * 0.69314718055994531f : neg_inf();
     if constexpr (Cfg::kSplitKV) {  // fp32 partials for the combine entry
       const long long acc_row0 =
-          Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[ts.b] : (long long)ts.b * p.seqlen_q;
+          Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[tk.b] : (long long)tk.b * p.seqlen_q;
       const long long a = (acc_row0 + i) * p.num_heads + hq;
       const int split = tile_split<Cfg>(p);
       float* prow = p.out_accum + (split * p.accum_rows + a) * T::DV;
@@ -645,7 +682,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       if (lane % 4 == 0) p.lse_accum[split * p.accum_rows + a] = lse;
       continue;
     }
-    u16* orow = out + ts.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
+    u16* orow = out + tk.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
 #pragma unroll
     for (int d = 0; d < DVp / 8; ++d) {
       const int col = d * 8 + 2 * (lane % 4);
@@ -655,7 +692,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     }
     if constexpr (Cfg::kLse) {
       if (lane % 4 == 0)
-        p.lse[ts.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
+        p.lse[tk.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
             lse;
     }
   }

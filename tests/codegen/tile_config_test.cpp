@@ -168,11 +168,12 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
     return cuda_tiles_unfit(t);
   };
   EXPECT_EQ(unfit(16, 16, 16), "");
-  EXPECT_EQ(unfit(16, 16, 1), "");  // one warp does not split keys: a ring of 2 stages
-  EXPECT_THAT(unfit(16, 16, 1, 1), ::testing::HasSubstr("num_stages: expected 2 or 3"));
+  EXPECT_EQ(unfit(16, 16, 1), "");     // one warp does not split keys: a ring of 2 stages
+  EXPECT_EQ(unfit(16, 16, 1, 1), "");  // one K and one V buffer, staggered
+  EXPECT_THAT(unfit(16, 16, 1, 4), ::testing::HasSubstr("num_stages: expected 1 to 3"));
   EXPECT_EQ(unfit(128, 64, 8), "");
   EXPECT_EQ(unfit(128, 32, 4, 3), "");
-  EXPECT_THAT(unfit(128, 64, 8, 4), ::testing::HasSubstr("num_stages: expected 2 or 3"));
+  EXPECT_THAT(unfit(128, 64, 8, 4), ::testing::HasSubstr("num_stages: expected 1 to 3"));
   EXPECT_THAT(unfit(16, 16, 8, 3), ::testing::HasSubstr("num_stages: expected 1 or 2"));
   EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("shared memory: tiles 16x64 with 8 warps"));
   EXPECT_THAT(unfit(16, 64, 8), ::testing::HasSubstr("sm_90a allows 232448"));
