@@ -75,6 +75,7 @@ struct Tile {
   int rotary_base;       // rotary position of query 0
   int full_lo, full_hi;  // keys [full_lo, full_hi) are visible to every row of the tile
   long long q_base, o_base, lse_base, k_row0;
+  long long k_base, v_base;  // contiguous K/V: offsets of key 0 of the tile's head
 };
 
 // Split-KV: which of num_splits key ranges this CTA visits (grid x = m block x num_splits +
@@ -108,6 +109,8 @@ __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   t.q_base = t.b * p.q_batch_stride + s.q_row0 * p.q_row_stride;
   t.o_base = t.b * p.o_batch_stride + s.q_row0 * p.o_row_stride;
   t.lse_base = t.b * p.lse_batch_stride + s.q_row0 * p.lse_row_stride;
+  t.k_base = t.kv_b * p.k_batch_stride + t.k_row0 * p.k_row_stride + t.hk * p.k_head_stride;
+  t.v_base = t.kv_b * p.v_batch_stride + t.k_row0 * p.v_row_stride + t.hk * p.v_head_stride;
   return true;
 }
 
@@ -197,11 +200,9 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
     constexpr int kStep = kN / kChunksK, kRows = (T::BN + kStep - 1) / kStep;
     const int ch = tid % kChunksK, r0 = tid / kChunksK;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
-    const long long row = t.k_row0 + n0 + r0;
-    const u16* kp =
-        k + (t.kv_b * p.k_batch_stride + row * p.k_row_stride + t.hk * p.k_head_stride + ch * 8);
-    const u16* vp =
-        v + (t.kv_b * p.v_batch_stride + row * p.v_row_stride + t.hk * p.v_head_stride + ch * 8);
+    const int row = n0 + r0;
+    const u16* kp = k + (t.k_base + (long long)row * p.k_row_stride + ch * 8);
+    const u16* vp = v + (t.v_base + (long long)row * p.v_row_stride + ch * 8);
     const long long k_step = kStep * p.k_row_stride, v_step = kStep * p.v_row_stride;
     const u32 sk_row = smem_addr(sk + r0 * T::kQStride + ch * 8);
     const u32 sv_row = smem_addr(sv + r0 * T::kVStride + ch * 8);

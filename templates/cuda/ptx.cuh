@@ -8,11 +8,11 @@ namespace flashjit_cuda {
 typedef unsigned int u32;
 typedef unsigned short u16;
 
+// Not volatile: the conversion is a pure function of the pointer, so the compiler may share it
+// (as volatile asm, every call re-read the CTA's shared-memory window: an S2R per copy).
 __device__ __forceinline__ u32 smem_addr(const void* p) {
   u32 r;
-  asm volatile("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }\n"
-               : "=r"(r)
-               : "l"(p));
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }\n" : "=r"(r) : "l"(p));
   return r;
 }
 
