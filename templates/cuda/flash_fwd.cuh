@@ -88,8 +88,23 @@ __device__ __forceinline__ int tile_split(const FwdParams& p) {
 
 template <class Cfg>
 __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
-  t.b = blockIdx.z;
-  t.hg = blockIdx.y;
+  // Grid (row blocks [x splits], head groups, batch). Row blocks run last to first: under causal
+  // masks (bottom-right) the last rows see the most keys. With causal masks the whole grid is
+  // ordered so (longest tiles first across all heads and sequences), which keeps the final wave
+  // from being a few long tiles.
+  int m_block;
+  if constexpr (Cfg::kCausal && !Cfg::kSplitKV) {
+    const int per_m = gridDim.y * gridDim.z;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    m_block = p.num_m_blocks - 1 - lin / per_m;
+    t.hg = lin % per_m % gridDim.y;
+    t.b = lin % per_m / gridDim.y;
+  } else {
+    m_block =
+        p.num_m_blocks - 1 - (Cfg::kSplitKV ? (int)(blockIdx.x / p.num_splits) : (int)blockIdx.x);
+    t.hg = blockIdx.y;
+    t.b = blockIdx.z;
+  }
   const Sequence s = sequence<Cfg>(p, t.b);
   t.lq = s.lq;
   t.lk = s.lk;
@@ -97,10 +112,6 @@ __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   t.k_row0 = s.k_row0;
   t.rotary_base = s.rotary_base;
   const int g = Cfg::kPackGqa ? p.group : 1;
-  // Row blocks run last to first: under causal masks (bottom-right) the last rows see the most
-  // keys, and starting them first keeps the final wave from being a few long tiles.
-  const int m_block =
-      p.num_m_blocks - 1 - (Cfg::kSplitKV ? (int)(blockIdx.x / p.num_splits) : (int)blockIdx.x);
   t.m0 = m_block * Cfg::kBlockM;
   const long long rows = (long long)t.lq * g;
   if (t.m0 >= rows) return false;
