@@ -37,7 +37,8 @@ import collections, json, sys
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    shape = tuple((k, r[k]) for k in ("kind", "D", "S", "B", "Sk", "H", "Hk", "page", "causal")
+    shape = tuple((k, r[k]) for k in ("kind", "D", "S", "B", "Sk", "H", "Hk", "page", "causal",
+                                      "num_splits")
                   if k in r)
     val = r.get("tflops", r.get("tbps"))
     rows.setdefault(shape, collections.defaultdict(list))[r["tag"]].append(val)
