@@ -318,8 +318,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   const Tile& tk = T::kSplit > 1 ? t : ts;
 
   // This thread's rows: in m-tile mt, lane / 4 and lane / 4 + 8 (index r = 2 mt + {0, 1}).
-  // NOTE: rows and their key intervals are recomputed where needed (masked blocks, epilogue)
-  // rather than kept: registers are what limits the tile size.
+  // NOTE: rows are recomputed where needed and their key intervals kept in shared memory, not
+  // in registers: registers are what limits the tile size.
   auto row_of = [&](int r) { return (wm * kMT + r / 2) * 16 + lane / 4 + (r % 2) * 8; };
   for (int r = threadIdx.x; r < T::BM; r += T::kThreads) {
     KeyInterval iv{0, 0};
@@ -384,10 +384,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 #pragma unroll
     for (int d = 0; d < DVp / 8; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
 
-  // Scores stay unscaled where the scale commutes with the row maximum (see process).
+  // Scores stay unscaled where the scale commutes with the row maximum (see scores).
   const bool raw_scores = !Cfg::kSoftcap && p.score_scale > 0.f;
   const float exp_scale = raw_scores ? p.score_scale : 1.f;
-  // One key block [n0, n0 + BN) from shared memory k / v into the running state.
   // Scores of one key block [n0, n0 + BN) from shared memory k: S = Q K^T, mask, online
   // softmax (O rescaled); then accumulate(v) adds P V. process does both.
   float s[kMT][BN / 8][4];
