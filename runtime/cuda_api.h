@@ -31,6 +31,7 @@ namespace flashjit::cuda {
   X(cuGetErrorName, "cuGetErrorName")                     \
   X(cuGetErrorString, "cuGetErrorString")                 \
   X(cuPointerGetAttribute, "cuPointerGetAttribute")       \
+  X(cuPointerGetAttributes, "cuPointerGetAttributes")     \
   X(cuStreamIsCapturing, "cuStreamIsCapturing")           \
   X(cuStreamSynchronize, "cuStreamSynchronize")           \
   X(cuMemAlloc, "cuMemAlloc_v2")                          \

@@ -41,6 +41,8 @@ for line in open(sys.argv[1]):
                                       "num_splits")
                   if k in r)
     val = r.get("tflops", r.get("tbps"))
+    if "host_us" in r:
+        val = f"{val:g} ({r['host_us']:g} us host)"
     rows.setdefault(shape, collections.defaultdict(list))[r["tag"]].append(val)
 tags = []
 for per in rows.values():
@@ -48,6 +50,7 @@ for per in rows.values():
 print("| shape | " + " | ".join(tags) + " |")
 for shape, per in rows.items():
     name = " ".join(f"{k}={v}" for k, v in shape)
-    cells = [" / ".join(f"{x:g}" for x in per.get(t, [])) for t in tags]
+    cells = [" / ".join(x if isinstance(x, str) else f"{x:g}" for x in per.get(t, []))
+             for t in tags]
     print(f"| {name} | " + " | ".join(cells) + " |")
 PY
