@@ -188,6 +188,13 @@ std::vector<AttentionCase> level1_cases() {
     c.softmax_scale = 0.37;
     c.seed = ++n;
     cases.push_back(c);
+    // A negative scale: the maximum of the raw scores is then not that of the scaled ones (the
+    // CUDA kernel scales before its softmax there).
+    c.softmax_scale = -0.25;
+    c.causal = true;
+    c.seed = ++n;
+    cases.push_back(c);
+    c.causal = false;
     c.softmax_scale.reset();
     c.lse = false;
     c.seed = ++n;
