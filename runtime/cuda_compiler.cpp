@@ -40,8 +40,12 @@ std::string nvrtc_identity() {
 // compile in 26-42 ms instead of 0.4-0.8 s). flashjit's content-addressed cache is the one cache:
 // its entries are checked and shared across processes, and a first call's compile time is real.
 std::vector<std::string> nvrtc_options(const std::string& arch) {
-  return {"--gpu-architecture=" + arch, "-std=c++17", "--ptxas-options=-v", "-DNDEBUG",
-          "--device-int128", "--no-cache"};
+  return {"--gpu-architecture=" + arch,
+          "-std=c++17",
+          "--ptxas-options=-v",
+          "-DNDEBUG",
+          "--device-int128",
+          "--no-cache"};
 }
 
 Cubin compile_cubin(const std::string& source, const std::string& arch,
