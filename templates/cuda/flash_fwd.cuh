@@ -402,9 +402,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       for (int n = 0; n < BN / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
     // NOTE: with 32 rows per warp, d <= 64 fully unrolled (4 steps: the next steps' ldmatrix
     // loads overlap the MMAs, H200 d64 +4-7 %), larger d not unrolled, so that one step's A
-    // fragments are live at a time: unrolled by 2 or 4, d128 measured up to 7 % faster, but
-    // ptxas then spills at the 255-register cap for most feature keys. With 16 rows (decode
-    // tiles) fully unrolled.
+    // fragments are live at a time: unrolled by 4, d128 measured 3 % slower (docs/PERF.md), and
+    // ptxas spills at the 255-register cap for most feature keys. With 16 rows (decode tiles)
+    // fully unrolled.
     constexpr int kQkUnroll = kMT == 1 || Dp <= 64 ? Dp / 16 : 1;
 #pragma unroll kQkUnroll
     for (int kk = 0; kk < Dp / 16; ++kk) {
