@@ -144,27 +144,43 @@ void ensure_context(int device) {
 
 }  // namespace
 
-// Cached per device: every CUDA call asks, and the answer cannot change. (With the single
-// pointer query below, the plan's host time per run measured the same: 13-16 us, H200.)
-std::string cuda_arch(int device) {
+namespace {
+// What flashjit asks of a device, queried once per device: every CUDA call needs the arch (its
+// key's target) and split-KV the SM count, and neither can change. A pre-Ampere device throws
+// (and is not cached, so every call reports it).
+struct DeviceInfo {
+  std::string arch;
+  int sms = 0;
+};
+
+const DeviceInfo& device_info(int device) {
   static std::mutex mutex;
-  static std::map<int, std::string> archs;
+  static std::map<int, DeviceInfo> infos;
   std::lock_guard<std::mutex> lock(mutex);
-  auto it = archs.find(device);
-  if (it != archs.end()) return it->second;
+  auto it = infos.find(device);
+  if (it != infos.end()) return it->second;
   const cuda::DriverApi& d = require_driver();
   CUdevice dev;
   cuda::check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
-  int major = 0, minor = 0;
+  int major = 0, minor = 0, sms = 0;
   cuda::check(d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev),
               "cuDeviceGetAttribute");
   cuda::check(d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev),
               "cuDeviceGetAttribute");
   FLASHJIT_CHECK(major >= 8) << "device cuda:" << device << ": expected compute capability 8.0 "
                              << "or newer (Ampere+), got " << major << "." << minor;
-  return archs[device] =
-             fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
+  cuda::check(d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev),
+              "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
+  DeviceInfo info;
+  info.arch = fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
+  info.sms = sms;
+  return infos[device] = info;
 }
+}  // namespace
+
+std::string cuda_arch(int device) { return device_info(device).arch; }
+
+int cuda_sm_count(int device) { return device_info(device).sms; }
 
 void check_cuda_pointer(const void* data, int device, const char* name) {
   if (!data) return;
@@ -184,22 +200,6 @@ void check_cuda_pointer(const void* data, int device, const char* name) {
   FLASHJIT_CHECK(ordinal < 0 || ordinal == device)
       << name << ": expected memory of cuda:" << device
       << " (the device of q), got memory of cuda:" << ordinal;
-}
-
-int cuda_sm_count(int device) {
-  static std::mutex mutex;
-  static std::map<int, int> counts;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = counts.find(device);
-  if (it != counts.end()) return it->second;
-  const cuda::DriverApi& d = require_driver();
-  CUdevice dev;
-  cuda::check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
-  int sms = 0;
-  cuda::check(d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev),
-              "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
-  counts[device] = sms;
-  return sms;
 }
 
 namespace {
