@@ -43,6 +43,7 @@ namespace flashjit::cuda {
   X(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync")   \
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                      \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                      \
+  X(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")            \
   X(cuMemsetD8, "cuMemsetD8_v2")                          \
   X(cuMemsetD8Async, "cuMemsetD8Async")                   \
   X(cuMemsetD32Async, "cuMemsetD32Async")                 \

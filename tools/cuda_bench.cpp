@@ -1,5 +1,5 @@
 // flashjit_cuda_bench: flashjit's CUDA kernels on the shapes of docs/PERF.md, timed with CUDA
-// events (median of 20 runs after 3 warm-ups), one JSON line per result for
+// events (median of 20 runs after 3 warm-ups, L2 cleared before each), one JSON line per result for
 // tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
 // --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
 // rotary through a plan; --splits-sweep adds every num_splits); --d N: one head dim; --load-probe:
@@ -59,14 +59,31 @@ DeviceBuffer int_buffer(const std::vector<int32_t>& host) {
   return b;
 }
 
+// Triton's do_bench (the peers' timer) clears the L2 before every timed call; so does this one,
+// so that a KV cache smaller than the L2 (B=1 x 8k is 34 MB, the H200's L2 50 MB) is read from
+// DRAM as in serving, where other layers' caches evict it.
+struct L2Scrub {
+  DeviceBuffer buf{size_t{256} << 20, false};
+  void operator()(CUstream stream) const {
+    CU(cuMemsetD32Async(buf.ptr, 0, buf.bytes / 4, stream));
+  }
+};
+
+const L2Scrub& l2_scrub() {
+  static const L2Scrub scrub;  // one buffer for every timer
+  return scrub;
+}
+
 template <typename F>
 double median_ms(F&& fn, int reps, CUstream stream = nullptr) {
+  const L2Scrub& scrub = l2_scrub();
   for (int i = 0; i < 3; ++i) fn();
   CUevent start, stop;
   CU(cuEventCreate(&start, CU_EVENT_DEFAULT));
   CU(cuEventCreate(&stop, CU_EVENT_DEFAULT));
   std::vector<float> t;
   for (int i = 0; i < reps; ++i) {
+    scrub(stream);
     CU(cuEventRecord(start, stream));
     fn();
     CU(cuEventRecord(stop, stream));
@@ -79,6 +96,18 @@ double median_ms(F&& fn, int reps, CUstream stream = nullptr) {
   CU(cuEventDestroy(stop));
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// The copy ceiling at one size: a device-to-device copy that moves `bytes` in all (bytes / 2
+// read, bytes / 2 written), timed like the kernels, in TB/s. A decode call that reads `bytes`
+// is compared with it as well as with the 2 GiB copy of bench_peers.py: a copy's rate depends on
+// its size (ramp-up and tail of one short wave), and this one moves the same traffic.
+double copy_tbps(double bytes, int reps) {
+  const size_t half = static_cast<size_t>(bytes / 2) / 16 * 16;
+  DeviceBuffer src(half, false), dst(half, false);
+  const double ms =
+      median_ms([&] { CU(cuMemcpyDtoDAsync(dst.ptr, src.ptr, half, nullptr)); }, reps);
+  return 2.0 * half / ms / 1e9;
 }
 
 // Runs fn once and reports how its kernel was obtained (compile or cache-hit load).
@@ -149,8 +178,8 @@ void decode(int b, int sk, int page, bool probe, int reps) {
   const double bytes = 2.0 * b * double(sk) * hk * d * 2;
   std::printf(
       "{\"kind\": \"decode\", \"B\": %d, \"Sk\": %d, \"H\": %d, \"Hk\": %d, \"D\": %d, \"page\": "
-      "%d, \"tbps\": %.3f, \"ms\": %.4f}\n",
-      b, sk, h, hk, d, page, bytes / ms / 1e9, ms);
+      "%d, \"tbps\": %.3f, \"ms\": %.4f, \"copy_tbps\": %.3f}\n",
+      b, sk, h, hk, d, page, bytes / ms / 1e9, ms, copy_tbps(bytes, reps));
   std::fflush(stdout);
 }
 
@@ -209,8 +238,10 @@ void decode_append(int b, int sk, int page, int reps, int num_splits) {
   const double bytes = 2.0 * b * double(sk) * hk * d * 2;
   std::printf(
       "{\"kind\": \"decode_append\", \"B\": %d, \"Sk\": %d, \"H\": %d, \"Hk\": %d, \"D\": %d, "
-      "\"page\": %d, \"num_splits\": %d, \"tbps\": %.3f, \"ms\": %.4f, \"host_us\": %.1f}\n",
-      b, sk, h, hk, d, page, plan.num_splits(), bytes / ms / 1e9, ms, host_us);
+      "\"page\": %d, \"num_splits\": %d, \"tbps\": %.3f, \"ms\": %.4f, \"host_us\": %.1f, "
+      "\"copy_tbps\": %.3f}\n",
+      b, sk, h, hk, d, page, plan.num_splits(), bytes / ms / 1e9, ms, host_us,
+      copy_tbps(bytes, reps));
   std::fflush(stdout);
 }
 
