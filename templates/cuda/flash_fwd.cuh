@@ -395,19 +395,14 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     const u32 q_lane = opaque(smem_addr(sq) + ((lane % 16) * T::kQStride + (lane / 16) * 8) * 2);
     const u32 k_lane = opaque(
         smem_addr(k) + ((lane % 8 + (lane / 16) * 8) * T::kQStride + ((lane / 8) % 2) * 8) * 2);
-    // S = Q K^T for the warp's kMT x 16 rows x BN keys; every K fragment feeds kMT tiles.
-#pragma unroll
-    for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-      for (int n = 0; n < BN / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
+    // S = Q K^T for the warp's kMT x 16 rows x BN keys; every K fragment feeds kMT tiles. The
+    // first k step writes the accumulators (no clearing pass: 2 kMT BN / 8 instructions a block).
     // NOTE: with 32 rows per warp, d <= 64 fully unrolled (4 steps: the next steps' ldmatrix
     // loads overlap the MMAs, H200 d64 +4-7 %), larger d not unrolled, so that one step's A
     // fragments are live at a time: unrolled by 4, d128 measured 3 % slower (docs/PERF.md), and
     // ptxas spills at the 255-register cap for most feature keys. With 16 rows (decode tiles)
     // fully unrolled.
-    constexpr int kQkUnroll = kMT == 1 || Dp <= 64 ? Dp / 16 : 1;
-#pragma unroll kQkUnroll
-    for (int kk = 0; kk < Dp / 16; ++kk) {
+    auto qk_step = [&](int kk, bool first) {  // first: inlined with a constant
       u32 a[kMT][4];
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
@@ -419,11 +414,20 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         ldmatrix_x4(b0, b1, b2, b3, k_lane + (n2 * 16 * T::kQStride + kk * 16) * 2);
 #pragma unroll
         for (int mt = 0; mt < kMT; ++mt) {
-          mma_16816<kBf16>(s[mt][2 * n2], a[mt], b0, b1);
-          mma_16816<kBf16>(s[mt][2 * n2 + 1], a[mt], b2, b3);
+          if (first) {
+            mma_16816_first<kBf16>(s[mt][2 * n2], a[mt], b0, b1);
+            mma_16816_first<kBf16>(s[mt][2 * n2 + 1], a[mt], b2, b3);
+          } else {
+            mma_16816<kBf16>(s[mt][2 * n2], a[mt], b0, b1);
+            mma_16816<kBf16>(s[mt][2 * n2 + 1], a[mt], b2, b3);
+          }
         }
       }
-    }
+    };
+    qk_step(0, true);
+    constexpr int kQkUnroll = kMT == 1 || Dp <= 64 ? Dp / 16 : 1;
+#pragma unroll kQkUnroll
+    for (int kk = 1; kk < Dp / 16; ++kk) qk_step(kk, false);
 
     // Scale (log2 units), softcap, mask; online softmax over the block. With a positive scale and
     // no softcap the raw scores are kept: the maximum commutes with the scale, which is then
