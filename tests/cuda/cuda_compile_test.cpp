@@ -152,6 +152,8 @@ TEST_P(CudaCompile, CompilesWithoutSpills) {
   EXPECT_LE(cubin.usage.registers, 255);
   EXPECT_EQ(cubin.usage.spill_store_bytes, 0) << cubin.log;
   EXPECT_EQ(cubin.usage.spill_load_bytes, 0) << cubin.log;
+  // A stack frame means a local array the compiler could not keep in registers.
+  EXPECT_EQ(cubin.usage.stack_bytes, 0) << cubin.log;
   EXPECT_LE(cuda_launch_shape(key).smem_bytes, cuda_smem_limit(key.target.cpu));
   RecordProperty("registers", cubin.usage.registers);
   RecordProperty("compile_ms", static_cast<int>(cubin.compile_ms));
