@@ -581,17 +581,17 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   } else {
     static_assert(kMT == 1, "key-split warps own one m-tile");
     // Key warps: warp wg takes blocks wg, wg + kSplit, ... into its own buffers.
-    cp_async_commit();
-    cp_async_wait_all();
-    __syncthreads();  // Q has landed
-    // With two stages a warp loads its next block while it computes on the current one.
     constexpr int S = T::kStages;
     auto buffer = [&](int i) { return sk + (wg * S + i % S) * (T::kKElems + T::kVElems); };
-    if constexpr (S == 2) {
-      if (wg < nblocks)
-        load_kv<Cfg, 32>(p, tk, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
-      cp_async_commit();
-    }
+    cp_async_commit();  // Q
+    // The first block's loads go out before the wait for Q: one DRAM round trip less before the
+    // first scores (decode is latency-bound at small batch).
+    if (wg < nblocks)
+      load_kv<Cfg, 32>(p, tk, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();  // Q has landed, for every warp
+    // With two stages a warp loads its next block while it computes on the current one.
     int i = 0;
     for (int blk = wg; blk < nblocks; blk += T::kSplit, ++i) {
       const int n0 = n_lo + blk * BN;
@@ -605,8 +605,10 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         cp_async_commit();
         cp_async_wait<1>();
       } else {
-        load_kv<Cfg, 32>(p, tk, n0, n_hi, my_k, my_v, lane);
-        cp_async_commit();
+        if (i > 0) {  // block 0 was issued before the loop
+          load_kv<Cfg, 32>(p, tk, n0, n_hi, my_k, my_v, lane);
+          cp_async_commit();
+        }
         cp_async_wait_all();
       }
       __syncwarp();
