@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the device machine (see docs/DEVICE.md), from the repository root, with .device carried:
-# the CUDA test suite, once more under compute-sanitizer memcheck (a subset), and the bench.
-# Usage: scripts/device_run.sh [tests|memcheck|bench|all] ...   Logs go to $OUT when set.
+# the CUDA test suite, once more under compute-sanitizer memcheck and racecheck (subsets), and the
+# bench. Usage: scripts/device_run.sh [tests|memcheck|racecheck|bench|all] ...   Logs go to $OUT.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/.device/build"
@@ -25,6 +25,15 @@ if [ "$what" = memcheck ] || [ "$what" = all ]; then
     --gtest_filter="${MEMCHECK_FILTER:-Smoke/*:CudaMetamorphic.*:Level1/*q113_k203*:Level1/*q1_k128*:Level1/*q3_k1024*:CudaPlan.*:CudaMergeStates.*}" \
     >"$out/memcheck.log" 2>&1 || status=1
   tail -5 "$out/memcheck.log"
+fi
+if [ "$what" = racecheck ] || [ "$what" = all ]; then
+  # Shared-memory hazards (a read of the tile's coordinates before the barrier that publishes
+  # them passed the functional suite once): decode, prefill and split tiles of the sweep.
+  sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+  "$sanitizer" --tool racecheck --racecheck-report hazard --error-exitcode 3 \
+    "$build/tests/cuda/flashjit_cuda_tests" --gtest_filter="${RACECHECK_FILTER:-Smoke/*:Level1/*q113_k203*:Level1/*q1_k128*:Level1/*q3_k1024*}" \
+    >"$out/racecheck.log" 2>&1 || status=1
+  tail -5 "$out/racecheck.log"
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   "$build/tools/flashjit_cuda_bench" "$@" >"$out/flashjit_bench.jsonl" || status=1
