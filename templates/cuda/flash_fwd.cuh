@@ -387,10 +387,11 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   // Scores stay unscaled where the scale commutes with the row maximum (see scores).
   const bool raw_scores = !Cfg::kSoftcap && p.score_scale > 0.f;
   const float exp_scale = raw_scores ? p.score_scale : 1.f;
-  // Scores of one key block [n0, n0 + BN) from shared memory k: S = Q K^T, mask, online
-  // softmax (O rescaled); then accumulate(v) adds P V. process does both.
+  // Scores of one key block [n0, n0 + BN) from shared memory k: qk(k) computes S = Q K^T,
+  // softmax(n0) masks it and runs the online softmax (O rescaled), scores does both; then
+  // accumulate(v) adds P V. process does all three.
   float s[kMT][BN / 8][4];
-  auto scores = [&](const u16* k, int n0) {
+  auto qk = [&](const u16* k) {
     // Per-lane ldmatrix addresses (bytes); the steps below add compile-time offsets.
     const u32 q_lane = opaque(smem_addr(sq) + ((lane % 16) * T::kQStride + (lane / 16) * 8) * 2);
     const u32 k_lane = opaque(
@@ -428,7 +429,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     constexpr int kQkUnroll = kMT == 1 || Dp <= 64 ? Dp / 16 : 1;
 #pragma unroll kQkUnroll
     for (int kk = 1; kk < Dp / 16; ++kk) qk_step(kk, false);
-
+  };
+  auto softmax = [&](int n0) {
     // Scale (log2 units), softcap, mask; online softmax over the block. With a positive scale and
     // no softcap the raw scores are kept: the maximum commutes with the scale, which is then
     // folded into the exponent's FFMA (one instruction per score instead of two).
@@ -503,6 +505,10 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         }
     }
   };
+  auto scores = [&](const u16* k, int n0) {
+    qk(k);
+    softmax(n0);
+  };
   auto accumulate = [&](const u16* v) {
     const u32 v_lane = opaque(
         smem_addr(v) + ((lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride + (lane / 16) * 8) * 2);
@@ -536,8 +542,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 
   if constexpr (T::kSplit == 1 && T::kStages == 1) {
     // One K and one V buffer, staggered (FlashAttention-2's order): V of block blk loads during
-    // its scores, K of block blk + 1 during P V. Half the shared memory of two stages, so that
-    // two CTAs fit on an SM where the head dim is large.
+    // its Q K^T, K of block blk + 1 during its softmax and P V. Half the shared memory of two
+    // stages, so that two CTAs fit on an SM where the head dim is large. (With K issued after
+    // the softmax, d256 spent 11 % of its stall samples waiting for K at the loop's barrier.)
     if (nblocks > 0) load_kv<Cfg, T::kThreads, kLoadK>(p, t, n_lo, n_hi, sk, sv, threadIdx.x);
     cp_async_commit();
     for (int blk = 0; blk < nblocks; ++blk) {
@@ -546,12 +553,13 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       __syncthreads();      // ... for every thread; all warps are done with V of block blk - 1
       load_kv<Cfg, T::kThreads, kLoadV>(p, tk, n0, n_hi, sk, sv, threadIdx.x);
       cp_async_commit();
-      scores(sk, n0);
+      qk(sk);
       cp_async_wait_all();  // V of block blk has landed
       __syncthreads();      // ... for every thread; all warps are done with K of block blk
       if (blk + 1 < nblocks)
         load_kv<Cfg, T::kThreads, kLoadK>(p, tk, n0 + BN, n_hi, sk, sv, threadIdx.x);
       cp_async_commit();
+      softmax(n0);
       accumulate(sv);
     }
     if (nblocks == 0) __syncthreads();  // the epilogue reads the tile from shared memory
