@@ -384,7 +384,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 #pragma unroll
     for (int d = 0; d < DVp / 8; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
 
-  // Scores stay unscaled where the scale commutes with the row maximum (see scores).
+  // Scores stay unscaled where the scale commutes with the row maximum (see softmax).
   const bool raw_scores = !Cfg::kSoftcap && p.score_scale > 0.f;
   const float exp_scale = raw_scores ? p.score_scale : 1.f;
   // Scores of one key block [n0, n0 + BN) from shared memory k: qk(k) computes S = Q K^T,
