@@ -5,8 +5,10 @@ Usage: python3 tools/bench_report.py PEERS.json FLASHJIT.jsonl
 FLASHJIT.jsonl: one JSON object per line from flashjit's C++ bench ("kind": "prefill" | "decode" |
 "compile"); lines that do not parse as a JSON object are ignored. Prints markdown: device and copy
 ceiling, then (a) prefill TFLOP/s vs SDPA flash / cuDNN / flex with the ratio to SDPA flash (bar >= 1.0),
-(b) decode TB/s vs SDPA flash / cuDNN and as % of the copy ceiling (bar >= 80 % for B >= 8),
-(c) compile / load ms per kernel key with the max of each. Missing values print as "—", errors as
+(b) decode TB/s vs SDPA flash / cuDNN and as % of the copy ceiling (bar >= 80 % for B >= 8), also as
+% of the row's same-size copy ("copy_tbps" of the row, when the bench measured it), (b2) the decode
+step with append through a plan (bars 70 % at B=1, 85 % at B >= 8), (c) compile / load ms per kernel
+key with the max of each. Missing values print as "—", errors as
 their first words. Rows missing the bar are marked "✗ MISS".
 """
 import json
