@@ -14,6 +14,7 @@
 
 #include "reference/attention_reference.h"
 #include "reference/device_mirrors.h"
+#include "reference/host_buffer.h"
 
 namespace flashjit::testing {
 namespace {
@@ -21,47 +22,8 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // A typed host buffer of `count` elements filled with NaN (poison).
-struct Buffer {
-  DType dtype;
-  std::vector<uint8_t> bytes;
-  Buffer(DType t, int64_t count) : dtype(t), bytes(static_cast<size_t>(count) * dtype_size(t)) {
-    for (int64_t i = 0; i < count; ++i) set(i, kNaN);
-  }
-  void set(int64_t i, double x) {
-    if (dtype == DType::kFloat32) {
-      const float f = static_cast<float>(x);
-      std::memcpy(&bytes[i * 4], &f, 4);
-    } else if (dtype == DType::kFloat16) {
-      const _Float16 h = static_cast<_Float16>(static_cast<float>(x));
-      std::memcpy(&bytes[i * 2], &h, 2);
-    } else {
-      float f = static_cast<float>(round_to(x, DType::kBFloat16));
-      if (std::isnan(x)) f = std::numeric_limits<float>::quiet_NaN();
-      uint32_t w;
-      std::memcpy(&w, &f, 4);
-      const uint16_t hb = static_cast<uint16_t>(w >> 16);
-      std::memcpy(&bytes[i * 2], &hb, 2);
-    }
-  }
-  double get(int64_t i) const {
-    if (dtype == DType::kFloat32) {
-      float f;
-      std::memcpy(&f, &bytes[i * 4], 4);
-      return f;
-    }
-    if (dtype == DType::kFloat16) {
-      _Float16 h;
-      std::memcpy(&h, &bytes[i * 2], 2);
-      return static_cast<float>(h);
-    }
-    uint16_t hb;
-    std::memcpy(&hb, &bytes[i * 2], 2);
-    const uint32_t w = uint32_t{hb} << 16;
-    float f;
-    std::memcpy(&f, &w, 4);
-    return f;
-  }
-  void* data() { return bytes.data(); }
+struct Buffer : HostBuffer {
+  Buffer(DType t, int64_t count) : HostBuffer(t, count, kNaN) {}
 };
 
 // A (rows, heads, dim) view with optional padding of every dimension (strided = views into a

@@ -11,37 +11,9 @@
 
 #include "reference/attention_reference.h"
 #include "reference/device_mirrors.h"
+#include "reference/host_buffer.h"
 
 namespace flashjit::testing {
-namespace {
-
-uint16_t to_bits(double x, DType dt) {
-  if (dt == DType::kFloat16) {
-    const _Float16 h = static_cast<_Float16>(static_cast<float>(x));
-    uint16_t b;
-    std::memcpy(&b, &h, 2);
-    return b;
-  }
-  float f = static_cast<float>(std::isnan(x) ? x : round_to(x, DType::kBFloat16));
-  uint32_t w;
-  std::memcpy(&w, &f, 4);
-  return static_cast<uint16_t>(w >> 16);
-}
-
-double from_bits(uint16_t b, DType dt) {
-  if (dt == DType::kFloat16) {
-    _Float16 h;
-    std::memcpy(&h, &b, 2);
-    return static_cast<float>(h);
-  }
-  const uint32_t w = uint32_t{b} << 16;
-  float f;
-  std::memcpy(&f, &w, 4);
-  return f;
-}
-
-}  // namespace
-
 struct DecodeLoop::State {
   DecodeLoopConfig c;
   std::mt19937_64 rng;

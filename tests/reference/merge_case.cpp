@@ -10,54 +10,9 @@
 
 #include "reference/attention_reference.h"
 #include "reference/device_mirrors.h"
+#include "reference/host_buffer.h"
 
 namespace flashjit::testing {
-namespace {
-
-// Host buffers of a dtype, stored as float32 or 16-bit patterns.
-struct Host {
-  DType dtype;
-  std::vector<uint8_t> bytes;
-  Host(DType d, size_t n, double fill) : dtype(d), bytes(n * dtype_size(d)) {
-    for (size_t i = 0; i < n; ++i) set(i, fill);
-  }
-  void set(size_t i, double x) {
-    if (dtype == DType::kFloat32) {
-      const float f = static_cast<float>(x);
-      std::memcpy(&bytes[i * 4], &f, 4);
-    } else if (dtype == DType::kFloat16) {
-      const _Float16 h = static_cast<_Float16>(static_cast<float>(x));
-      std::memcpy(&bytes[i * 2], &h, 2);
-    } else {
-      float f = std::isnan(x) ? static_cast<float>(x) : static_cast<float>(round_to(x, dtype));
-      uint32_t w;
-      std::memcpy(&w, &f, 4);
-      const uint16_t b = static_cast<uint16_t>(w >> 16);
-      std::memcpy(&bytes[i * 2], &b, 2);
-    }
-  }
-  double get(size_t i) const {
-    if (dtype == DType::kFloat32) {
-      float f;
-      std::memcpy(&f, &bytes[i * 4], 4);
-      return f;
-    }
-    uint16_t b;
-    std::memcpy(&b, &bytes[i * 2], 2);
-    if (dtype == DType::kFloat16) {
-      _Float16 h;
-      std::memcpy(&h, &b, 2);
-      return static_cast<float>(h);
-    }
-    const uint32_t w = uint32_t{b} << 16;
-    float f;
-    std::memcpy(&f, &w, 4);
-    return f;
-  }
-};
-
-}  // namespace
-
 MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0, 1);
@@ -69,7 +24,7 @@ MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t s
     cu_k_all.push_back(cu_k_all.back() + lk[i]);
   }
   const int total_q = cu_q[b], total_k = cu_k_all[b];
-  Host q(dtype, size_t(total_q) * h * d, 0), k(dtype, size_t(total_k) * hk * d, 0),
+  HostBuffer q(dtype, size_t(total_q) * h * d, 0), k(dtype, size_t(total_k) * hk * d, 0),
       v(dtype, size_t(total_k) * hk * d, 0);
   for (size_t i = 0; i < q.bytes.size() / dtype_size(dtype); ++i) q.set(i, normal(rng));
   for (size_t i = 0; i < k.bytes.size() / dtype_size(dtype); ++i) {
@@ -88,14 +43,14 @@ MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t s
   // One attention call over keys [lo_i, hi_i) of every sequence (rows of k / v in place).
   struct Part {
     std::vector<int32_t> cu_k;
-    Host out;
+    HostBuffer out;
     std::vector<float> lse;
   };
   std::vector<Part> parts;
   parts.reserve(5);
-  std::vector<std::unique_ptr<Host>> keep;  // the packed keys outlive their device mirrors
+  std::vector<std::unique_ptr<HostBuffer>> keep;  // the packed keys outlive their device mirrors
   auto attend = [&](std::vector<int32_t> lo, std::vector<int32_t> hi) {
-    Part part{{0}, Host(dtype, size_t(total_q) * h * d, nan), {}};
+    Part part{{0}, HostBuffer(dtype, size_t(total_q) * h * d, nan), {}};
     // The keys of each call are a packed copy of the chosen ranges.
     std::vector<int32_t> rows;
     for (int i = 0; i < b; ++i) {
@@ -106,8 +61,8 @@ MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t s
     parts.push_back(std::move(part));
     Part& p = parts.back();
     const size_t n = std::max<size_t>(rows.size(), 1);
-    Host* kp = keep.emplace_back(std::make_unique<Host>(dtype, n * hk * d, 0)).get();
-    Host* vp = keep.emplace_back(std::make_unique<Host>(dtype, n * hk * d, 0)).get();
+    HostBuffer* kp = keep.emplace_back(std::make_unique<HostBuffer>(dtype, n * hk * d, 0)).get();
+    HostBuffer* vp = keep.emplace_back(std::make_unique<HostBuffer>(dtype, n * hk * d, 0)).get();
     for (size_t r = 0; r < rows.size(); ++r)
       for (int e = 0; e < hk * d; ++e) {
         kp->set(r * hk * d + e, k.get(size_t(rows[r]) * hk * d + e));
@@ -137,7 +92,7 @@ MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t s
 
   // Merge states 1..4 (partials in the input dtype, LSEs as transposed (total_q, h) views).
   const DType out_dtype = out_fp32 ? DType::kFloat32 : dtype;
-  Host merged(out_dtype, size_t(total_q) * h * d, nan);
+  HostBuffer merged(out_dtype, size_t(total_q) * h * d, nan);
   std::vector<float> merged_lse(size_t(total_q) * h, std::numeric_limits<float>::quiet_NaN());
   MergeStatesArgs m;
   for (size_t s = 1; s < parts.size(); ++s) {
