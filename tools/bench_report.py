@@ -122,7 +122,7 @@ def decode(peers, mine, copy):
     p = {(r.get("B"), r.get("Sk")): r for r in peers if r.get("kind") in ("decode", "decode_TBps")}
     m = {}
     for r in mine:
-        if r.get("kind") == "decode":
+        if r.get("kind") == "decode" and not r.get("num_splits"):  # the heuristic's rows only
             m[(r.get("B"), r.get("Sk"), r.get("page"))] = r
     keys = set(m) | {bk + (None,) for bk in p if not any(mk[:2] == bk for mk in m)}
     rows, misses = [], 0

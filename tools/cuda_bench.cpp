@@ -2,8 +2,8 @@
 // events (median of 20 runs after 3 warm-ups, L2 cleared before each), one JSON line per result for
 // tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
 // --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
-// rotary through a plan; --splits-sweep adds every num_splits); --d N: one head dim; --load-probe:
-// (internal) report cache-hit load times from a warm cache.
+// rotary through a plan); --splits-sweep: decode rows for every num_splits too; --d N: one head
+// dim; --load-probe: (internal) report cache-hit load times from a warm cache.
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,10 +62,32 @@ DeviceBuffer int_buffer(const std::vector<int32_t>& host) {
 // Triton's do_bench (the peers' timer) clears the L2 before every timed call; so does this one,
 // so that a KV cache smaller than the L2 (B=1 x 8k is 34 MB, the H200's L2 50 MB) is read from
 // DRAM as in serving, where other layers' caches evict it.
+// FLASHJIT_BENCH_SCRUB=read instead reads 256 MiB (a flashjit decode over a 256 MiB cache), which
+// leaves the L2 full of clean lines: a memset leaves it dirty, and the timed kernel then pays for
+// writing those lines back.
 struct L2Scrub {
   DeviceBuffer buf{size_t{256} << 20, false};
+  bool read = [] {
+    const char* e = std::getenv("FLASHJIT_BENCH_SCRUB");
+    return e && std::strcmp(e, "read") == 0;
+  }();
+  DeviceBuffer q{32 * 128 * 2, false}, o{32 * 128 * 2, false};
+  L2Scrub() { CU(cuMemsetD8(buf.ptr, 0, buf.bytes)); }
   void operator()(CUstream stream) const {
-    CU(cuMemsetD32Async(buf.ptr, 0, buf.bytes / 4, stream));
+    if (!read) {
+      CU(cuMemsetD32Async(buf.ptr, 0, buf.bytes / 4, stream));
+      return;
+    }
+    const int64_t sk = static_cast<int64_t>(buf.bytes) / 2 / (8 * 128 * 2);
+    char* kv = static_cast<char*>(buf.data());
+    flashjit::KvcacheArgs a;
+    a.q = Tensor::contiguous(q.data(), DType::kBFloat16, {1, 1, 32, 128}, kGpu);
+    a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {1, 1, 32, 128}, kGpu);
+    a.k_cache = Tensor::contiguous(kv, DType::kBFloat16, {1, sk, 8, 128}, kGpu);
+    a.v_cache = Tensor::contiguous(kv + buf.bytes / 2, DType::kBFloat16, {1, sk, 8, 128}, kGpu);
+    a.num_splits = 0;
+    a.options.stream = stream;
+    flashjit::flash_attn_with_kvcache(a);
   }
 };
 
@@ -154,7 +176,7 @@ void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int re
   std::fflush(stdout);
 }
 
-void decode(int b, int sk, int page, bool probe, int reps) {
+void decode(int b, int sk, int page, bool probe, int reps, int num_splits) {
   const int h = 32, hk = 8, d = 128;
   const int pages_per_seq = (sk + page - 1) / page, pages = b * pages_per_seq;
   DeviceBuffer q(int64_t{b} * h * d * 2, true), o(int64_t{b} * h * d * 2, false);
@@ -171,6 +193,7 @@ void decode(int b, int sk, int page, bool probe, int reps) {
   a.page_table = Tensor::contiguous(table_d.data(), DType::kInt32, {b, pages_per_seq}, kGpu);
   a.cache_seqlens = Tensor::contiguous(lens_d.data(), DType::kInt32, {b}, kGpu);
   a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, 1, h, d}, kGpu);
+  a.num_splits = num_splits;
   first_call(
       "decode page" + std::to_string(page), [&] { flashjit::flash_attn_with_kvcache(a); }, probe);
   if (probe) return;
@@ -178,8 +201,8 @@ void decode(int b, int sk, int page, bool probe, int reps) {
   const double bytes = 2.0 * b * double(sk) * hk * d * 2;
   std::printf(
       "{\"kind\": \"decode\", \"B\": %d, \"Sk\": %d, \"H\": %d, \"Hk\": %d, \"D\": %d, \"page\": "
-      "%d, \"tbps\": %.3f, \"ms\": %.4f, \"copy_tbps\": %.3f}\n",
-      b, sk, h, hk, d, page, bytes / ms / 1e9, ms, copy_tbps(bytes, reps));
+      "%d, \"num_splits\": %d, \"tbps\": %.3f, \"ms\": %.4f, \"copy_tbps\": %.3f}\n",
+      b, sk, h, hk, d, page, num_splits, bytes / ms / 1e9, ms, copy_tbps(bytes, reps));
   std::fflush(stdout);
 }
 
@@ -301,8 +324,10 @@ int main(int argc, char** argv) {
     for (int page : {16, 64})
       for (auto [b, sk] : shapes) {
         if (quick && b * int64_t{sk} > 8 * 8192) continue;
-        decode(b, sk, page, probe, reps);  // the probe loads the first shape's kernel (same key)
+        decode(b, sk, page, probe, reps, 0);  // the probe loads the first shape's kernel (same key)
         if (probe) break;
+        if (splits_sweep)
+          for (int n : {1, 2, 4, 8, 16, 32, 64, 128}) decode(b, sk, page, false, reps, n);
       }
   } catch (const flashjit::Error& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -64,7 +64,9 @@ struct KvcacheArgs {
   Tensor v_cache;  // (b_k, s_k, h_k, dv), or paged (num_pages, page_size, h_k, dv)
   // New keys / values appended at rows [cache_seqlens[b], + s_new) before attention (needs
   // cache_seqlens, which is not incremented): (b, s_new, h_k, d / dv), or (total_k_new, h_k, d /
-  // dv) with cu_seqlens_k_new.
+  // dv) with cu_seqlens_k_new. As in FA3, the rows a sequence appends must not hold another
+  // sequence's keys (through cache_batch_idx or shared pages): sequences read their old keys
+  // while others append.
   OptionalTensor k, v;
   OptionalTensor qv;  // not supported yet
   // (seqlen_ro, rotary_dim / 2), dtype of q: rotary of new keys (stored rotated) and of q.

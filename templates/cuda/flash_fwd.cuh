@@ -72,6 +72,7 @@ __device__ __forceinline__ float sink_logit(const FwdParams& p, int hq) {
 // Where a CTA's rows and keys are.
 struct Tile {
   int b, kv_b, hg, hk, lq, lk, m0, nrows;
+  int lk_old;            // keys [lk_old, lk) are the ones this call appends
   int rotary_base;       // rotary position of query 0
   int full_lo, full_hi;  // keys [full_lo, full_hi) are visible to every row of the tile
   long long q_base, o_base, lse_base, k_row0;
@@ -108,6 +109,7 @@ __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   const Sequence s = sequence<Cfg>(p, t.b);
   t.lq = s.lq;
   t.lk = s.lk;
+  t.lk_old = s.lk_old;
   t.kv_b = s.kv_b;
   t.k_row0 = s.k_row0;
   t.rotary_base = s.rotary_base;
@@ -364,7 +366,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     }
   }
   // The append kernel (launched just before, possibly still running) has written the new rows.
-  if constexpr (Cfg::kAppendKV) grid_dependency_wait();
+  // Key warps wait only before the first block that holds new rows (below).
+  if constexpr (Cfg::kAppendKV && T::kSplit == 1) grid_dependency_wait();
   int nblocks = n_lo < n_hi ? (n_hi - n_lo + BN - 1) / BN : 0;
   if constexpr (Cfg::kSplitKV) {  // this split's share of the key blocks
     int b0, b1;
@@ -591,11 +594,25 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     // Key warps: warp wg takes blocks wg, wg + kSplit, ... into its own buffers.
     constexpr int S = T::kStages;
     auto buffer = [&](int i) { return sk + (wg * S + i % S) * (T::kKElems + T::kVElems); };
+    // With an append, blocks of old keys load while the append kernel still runs (it writes only
+    // keys [lk_old, lk)); a warp waits for it before its first block that holds new keys, and
+    // before the epilogue in any case, so that this grid completes after the append does.
+    // NOTE: this assumes a sequence's appended rows are no other sequence's old rows, as FA3's
+    // kernel (which appends and attends per tile) does.
+    bool appended = !Cfg::kAppendKV;
+    auto await_append = [&](int n0) {
+      if (!appended && n0 + BN > tk.lk_old) {
+        grid_dependency_wait();
+        appended = true;
+      }
+    };
     cp_async_commit();  // Q
     // The first block's loads go out before the wait for Q: one DRAM round trip less before the
     // first scores (decode is latency-bound at small batch).
-    if (wg < nblocks)
+    if (wg < nblocks) {
+      await_append(n_lo + wg * BN);
       load_kv<Cfg, 32>(p, tk, n_lo + wg * BN, n_hi, buffer(0), buffer(0) + T::kKElems, lane);
+    }
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();  // Q has landed, for every warp
@@ -607,6 +624,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       u16* my_v = my_k + T::kKElems;
       if constexpr (S == 2) {
         const int next = blk + T::kSplit;
+        if (next < nblocks) await_append(n_lo + next * BN);
         if (next < nblocks)
           load_kv<Cfg, 32>(p, tk, n_lo + next * BN, n_hi, buffer(i + 1), buffer(i + 1) + T::kKElems,
                            lane);
@@ -614,6 +632,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         cp_async_wait<1>();
       } else {
         if (i > 0) {  // block 0 was issued before the loop
+          await_append(n0);
           load_kv<Cfg, 32>(p, tk, n0, n_hi, my_k, my_v, lane);
           cp_async_commit();
         }
@@ -623,6 +642,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       process(my_k, my_v, n0);
       __syncwarp();  // the next block overwrites the buffers
     }
+    if (!appended) grid_dependency_wait();
     // Merge the key warps' states: each writes (m, l, O fragment) per lane, key warp 0 combines.
     // NOTE: spreading the merge over all warps (warp w merging fragments w mod kSplit) measured
     // 5-27 % slower (decode with append, H200): every warp then runs the epilogue.
