@@ -106,22 +106,31 @@ __attribute__((target("avx512f"))) double read_gbs_one(const float* p, size_t n)
 
 }  // namespace
 
+struct DramReadProbe::Buffer {
+  HugePageBuffer memory{(size_t{1} << 28) * sizeof(float)};  // the same pages as the kernels'
+};
+
+DramReadProbe::DramReadProbe(int threads) : threads_(threads), buffer_(new Buffer) {
+  float* data = reinterpret_cast<float*>(buffer_->memory.data());
+  const size_t n = buffer_->memory.size() / sizeof(float);
+  for (size_t i = 0; i < n; ++i) data[i] = 1.0f;
+}
+
+DramReadProbe::~DramReadProbe() { delete buffer_; }
+
+double DramReadProbe::gbs() const {
+  const float* data = reinterpret_cast<const float*>(buffer_->memory.data());
+  const size_t per = buffer_->memory.size() / sizeof(float) / threads_ / 64 * 64;
+  return parallel_rate(threads_, [&](int t) { return read_gbs_one(data + t * per, per); });
+}
+
 Ceilings measure_ceilings(int threads, bool amx) {
   Ceilings c;
   if (!__builtin_cpu_supports("avx512f")) return c;
   c.fp32_fma_gflops = parallel_rate(threads, [](int) { return fma_gflops_one(); });
   if (amx) c.amx_bf16_gflops = parallel_rate(threads, [](int) { return amx_gflops_one(); });
-  const size_t total = size_t{1} << 28;          // 1 GiB of floats
-  HugePageBuffer memory(total * sizeof(float));  // the same pages as the kernels' buffers
-  float* buf_data = reinterpret_cast<float*>(memory.data());
-  for (size_t i = 0; i < total; ++i) buf_data[i] = 1.0f;
-  const size_t per = total / threads / 64 * 64;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    best = std::max(
-        best, parallel_rate(threads, [&](int t) { return read_gbs_one(buf_data + t * per, per); }));
-  }
-  c.dram_read_gbs = best;
+  const DramReadProbe dram(threads);
+  for (int rep = 0; rep < 3; ++rep) c.dram_read_gbs = std::max(c.dram_read_gbs, dram.gbs());
   return c;
 }
 

@@ -12,4 +12,21 @@ struct Ceilings {
 
 Ceilings measure_ceilings(int threads, bool amx);
 
+// One streaming read of a 1 GiB buffer over `threads` threads, repeatable: the decode rows pair
+// each timed call with a read just before it, so that both see the same memory system (on a
+// shared VM its bandwidth drifts by tens of percent within seconds).
+class DramReadProbe {
+ public:
+  explicit DramReadProbe(int threads);
+  ~DramReadProbe();
+  DramReadProbe(const DramReadProbe&) = delete;
+  DramReadProbe& operator=(const DramReadProbe&) = delete;
+  double gbs() const;  // GB/s of this pass
+
+ private:
+  struct Buffer;
+  int threads_;
+  Buffer* buffer_;
+};
+
 }  // namespace flashjit::tools

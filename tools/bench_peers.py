@@ -1,17 +1,22 @@
 """Time flashjit's GPU peers side by side in one process and write them as JSON.
 
-Usage: python3 tools/bench_peers.py OUT.json [--quick]
+Usage: python3 tools/bench_peers.py OUT.json [--quick] [--decode-only]
 
 Measures (bf16, torch.randn inputs, triton.testing.do_bench median):
   - copy ceiling: device-to-device copy of a 2 GiB tensor, TB/s of bytes read + written;
   - prefill: SDPA flash / cuDNN and compiled FlexAttention, TFLOP/s (4*B*H*S*S*D, causal halves it),
     b*s = 16k tokens, heads = 2048 / D, plus one GQA 32/8 row;
   - decode: q length 1, GQA 32/8, D=128, contiguous KV, SDPA flash / cuDNN, TB/s of K+V read.
+The L2 is cleared before each timed call: by do_bench's memset, or with FLASHJIT_BENCH_SCRUB=read by
+a read of 256 MiB (clean lines, as the previous layers' weight and KV reads leave it in decode; a
+memset leaves 50 MB of dirty lines whose write-back the timed kernel pays for), as
+flashjit_cuda_bench does with the same variable.
 A backend that fails stores "ERR <type>: <message>" instead of a number.
 Output: {"device", "torch", "sm_count", "copy_tbps", "rows": [...]}; each row is printed as measured.
 """
 import gc
 import json
+import os
 import sys
 
 import torch
@@ -22,14 +27,34 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 DEV = "cuda"
 DT = torch.bfloat16
 QUICK = "--quick" in sys.argv[1:]
+DECODE_ONLY = "--decode-only" in sys.argv[1:]
 WARMUP, REP = (5, 20) if QUICK else (25, 100)
+SCRUB = os.environ.get("FLASHJIT_BENCH_SCRUB", "write")
+_SCRUB_BUF = []
 
 
 def bench(fn):
     """Median milliseconds of fn (one call first, so lazy setup / compilation is not timed)."""
     fn()
     torch.cuda.synchronize()
-    return triton.testing.do_bench(fn, warmup=WARMUP, rep=REP, return_mode="median")
+    if SCRUB != "read":
+        return triton.testing.do_bench(fn, warmup=WARMUP, rep=REP, return_mode="median")
+    # do_bench's loop with a read in place of its memset.
+    if not _SCRUB_BUF:
+        _SCRUB_BUF.append(torch.ones(64 << 20, device=DEV, dtype=torch.float32))
+    for _ in range(3):
+        fn()
+    reps = 20 if QUICK else 50
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(reps)]
+    for start, end in events:
+        _SCRUB_BUF[0].sum()
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    times = sorted(start.elapsed_time(end) for start, end in events)
+    return times[len(times) // 2]
 
 
 def err(e):
@@ -138,7 +163,7 @@ def main():
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "sm_count": props.multi_processor_count, "quick": QUICK}
+           "sm_count": props.multi_processor_count, "quick": QUICK, "scrub": SCRUB}
     res["copy_tbps"] = copy_ceiling()
     print("copy_tbps", res["copy_tbps"], flush=True)
     rows = res["rows"] = []
@@ -149,12 +174,13 @@ def main():
         with open(out, "w") as f:  # rewrite after every row, so a crash keeps what was measured
             json.dump(res, f, indent=1)
 
-    for D in (64, 128, 256):
+    for D in () if DECODE_ONLY else (64, 128, 256):
         for S in (1024, 4096, 16384):
             B, H = 16384 // S, 2048 // D
             for causal in (False, True):
                 emit(prefill_row(D, S, B, H, H, causal))
-    emit(prefill_row(128, 4096, 4, 32, 8, True))  # GQA 32/8
+    if not DECODE_ONLY:
+        emit(prefill_row(128, 4096, 4, 32, 8, True))  # GQA 32/8
     for B, Sk in ((1, 8192), (8, 8192), (64, 4096), (128, 8192), (16, 32768)):
         emit(decode_row(B, Sk))
     print("peers done", flush=True)

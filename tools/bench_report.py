@@ -3,7 +3,7 @@
 Usage: python3 tools/bench_report.py PEERS.json FLASHJIT.jsonl
 
 FLASHJIT.jsonl: one JSON object per line from flashjit's C++ bench ("kind": "prefill" | "decode" |
-"compile"); lines that do not parse as a JSON object are ignored. Prints markdown: device and copy
+"compile" | "meta"); lines that do not parse as a JSON object are ignored. Prints markdown: device and copy
 ceiling, then (a) prefill TFLOP/s vs SDPA flash / cuDNN / flex with the ratio to SDPA flash (bar >= 1.0),
 (b) decode TB/s vs SDPA flash / cuDNN and as % of the copy ceiling (bar >= 80 % for B >= 8), also as
 % of the row's same-size copy ("copy_tbps" of the row, when the bench measured it), (b2) the decode
@@ -201,7 +201,13 @@ def main():
     print("# flashjit vs peers\n")
     print(f"- device: {peers.get('device', DASH)} ({peers.get('sm_count', DASH)} SMs), "
           f"torch {peers.get('torch', DASH)}")
-    print(f"- copy ceiling (read + write): {cell(peers.get('copy_tbps', peers.get('copy_TBps')), '{:.2f}')} TB/s\n")
+    print(f"- copy ceiling (read + write): {cell(peers.get('copy_tbps', peers.get('copy_TBps')), '{:.2f}')} TB/s")
+    # How the L2 was cleared before each timed call: "write" (do_bench's memset) or "read".
+    mine_scrub = next((r.get("scrub") for r in mine if r.get("kind") == "meta"), "write")
+    peers_scrub = peers.get("scrub", "write")
+    same = "" if mine_scrub == peers_scrub else " (differ: the peers' rows are not comparable)"
+    print(f"- L2 cleared before each timed call by: flashjit {mine_scrub}, peers {peers_scrub}"
+          f"{same}\n")
     prows = peers.get("rows", [])
     prefill(prows, mine)
     decode(prows, mine, copy)

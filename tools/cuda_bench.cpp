@@ -3,7 +3,8 @@
 // tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
 // --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
 // rotary through a plan); --splits-sweep: decode rows for every num_splits too; --d N: one head
-// dim; --load-probe: (internal) report cache-hit load times from a warm cache.
+// dim; --load-probe: (internal) report cache-hit load times from a warm cache. Environment:
+// FLASHJIT_BENCH_SCRUB, FLASHJIT_BENCH_DECODE_SHAPES (below).
 #include <unistd.h>
 
 #include <algorithm>
@@ -292,6 +293,9 @@ int main(int argc, char** argv) {
   if (!probe) {
     if (!mkdtemp(dir)) return 1;
     setenv("FLASHJIT_CACHE_DIR", dir, 1);  // a fresh cache: first calls compile
+    const char* scrub = std::getenv("FLASHJIT_BENCH_SCRUB");
+    std::printf("{\"kind\": \"meta\", \"scrub\": \"%s\"}\n",
+                scrub && std::strcmp(scrub, "read") == 0 ? "read" : "write");
   }
   CUdevice dev;
   CUcontext ctx;
@@ -319,8 +323,20 @@ int main(int argc, char** argv) {
           for (int n : {1, 2, 4, 8, 16, 32, 64, 128}) decode_append(b, sk, 16, reps, n);
       }
     if (append_only) return 0;
-    const std::vector<std::pair<int, int>> shapes = {
+    std::vector<std::pair<int, int>> shapes = {
         {1, 8192}, {8, 8192}, {64, 4096}, {128, 8192}, {16, 32768}};
+    // FLASHJIT_BENCH_DECODE_SHAPES="B:SK,B:SK,...": other decode shapes (e.g. to separate a fixed
+    // cost from the streaming rate).
+    if (const char* e = std::getenv("FLASHJIT_BENCH_DECODE_SHAPES")) {
+      shapes.clear();
+      for (const char* c = e; *c;) {
+        int b = 0, sk = 0, used = 0;
+        if (std::sscanf(c, "%d:%d%n", &b, &sk, &used) != 2 || b < 1 || sk < 1) break;
+        shapes.emplace_back(b, sk);
+        c += used;
+        if (*c == ',') ++c;
+      }
+    }
     for (int page : {16, 64})
       for (auto [b, sk] : shapes) {
         if (quick && b * int64_t{sk} > 8 * 8192) continue;
