@@ -9,6 +9,7 @@
 #include "flashjit/cpu/masks.h"
 #include "flashjit/cpu/online_softmax.h"
 #include "flashjit/cpu/simd.h"
+#include "flashjit/cpu/softmax_rows4.h"
 #include "flashjit/cpu/split_combine.h"
 #include "flashjit/cpu/work_item.h"
 #include "flashjit/fwd_params.h"
@@ -175,6 +176,12 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     vdelta[t] = (long long)(kv_head<Cfg>(p, hg) - hk0) * p.v_head_stride;
   }
   const int rows4 = round_up(it.nrows, 4);
+  // At most 4 real rows in a 16-row AMX tile (decode): the softmax gathers them (softmax_rows4.h)
+  // and P's other 12 rows stay zero.
+  const bool few_rows = Sh::kAmx && BM == 16 && it.nrows <= 4;
+  if (few_rows)
+    for (int t = 0; t < it.nheads; ++t)
+      __builtin_memset(head(t, H::kP) + 4 * BN * 2, 0, (BM - 4) * BN * 2);
 
   for (int n0 = n_lo; n0 < n_hi; n0 += BN) {
     const int nb = n_hi - n0 < BN ? n_hi - n0 : BN;
@@ -203,9 +210,14 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       for (int t = 0; t < it.nheads; ++t) {
         float* o = o_of(t);
         const RowState rs = state_of(t);
-        softmax_block<Cfg>(p, st_of(t), rs, lo, hi, ga, ge, n0, needs_mask);
-        zero_outside_ranges<BM>(st_of(t), nb, ga, ge);  // pv_amx works on whole 32-key chunks
-        transpose_p_bf16<BM, BN>(st_of(t), nb, (bf16*)head(t, H::kP));
+        if (few_rows) {
+          softmax_block_rows4<Cfg>(p, st_of(t), rs, lo, hi, ga[0], ge[0], n0, needs_mask);
+          transpose_p_rows4<BN>(st_of(t), nb, ga[0], ge[0], (bf16*)head(t, H::kP));
+        } else {
+          softmax_block<Cfg>(p, st_of(t), rs, lo, hi, ga, ge, n0, needs_mask);
+          zero_outside_ranges<BM>(st_of(t), nb, ga, ge);  // pv_amx works on whole 32-key chunks
+          transpose_p_bf16<BM, BN>(st_of(t), nb, (bf16*)head(t, H::kP));
+        }
         for (int r = 0; r < it.nrows; ++r) {
           if (rs.alpha[r] != 1.0f)
             for (int c = 0; c < DVp; c += 16)
