@@ -205,6 +205,10 @@ TEST(DefaultNumSplits, FullOrShortProblemsDoNotSplit) {
 TEST(DefaultNumSplits, DecodeSplitsFillTheSmsInWholeRounds) {
   // b1, 8 KV heads, s_k 8k in 16-key blocks, 16 key warps: 16 splits of 32 blocks (2 rounds).
   EXPECT_EQ(default_num_splits(SplitProblem{8, 512, 132, 16}), 16);
+  // b1 with 12 key warps: s_k 32k takes 16 splits (11 rounds), not 15 (12 rounds); s_k 8k 15
+  // (3 rounds either way: the fewer splits).
+  EXPECT_EQ(default_num_splits(SplitProblem{8, 2048, 132, 12}), 16);
+  EXPECT_EQ(default_num_splits(SplitProblem{8, 512, 132, 12}), 15);
   // b8: 64 tiles, 2 splits fill one wave.
   EXPECT_EQ(default_num_splits(SplitProblem{64, 512, 132, 16}), 2);
   // CPU b1 on 2 threads: one split per thread.
