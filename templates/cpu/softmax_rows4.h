@@ -56,7 +56,7 @@ inline void softmax_block_rows4(const FwdParams& p, float* st, RowState rs, cons
     i32x16 keep = key >= a && key < e;
     if (needs_mask) keep = keep && (n0 + key >= lo_v && n0 + key < hi_v);
     x = keep ? x : kNegInf;
-    store(st + 4 * n, x);  // keys n .. n + 3 were read: in place is safe (4 n + 16 <= 16 n + 16)
+    store(st + 4 * n, x);  // in place: [4 n, 4 n + 16) lies within keys already read
     mx = vmax(mx, x);
   }
   mx = row_max4(mx);  // lanes r, r + 4, r + 8, r + 12: row r's maximum
@@ -83,12 +83,29 @@ inline void softmax_block_rows4(const FwdParams& p, float* st, RowState rs, cons
   }
 }
 
+// Row r of 16 keys from gathered vectors c[0 .. 3] (c[j]: keys 4 j .. 4 j + 3): lanes r, r + 4,
+// r + 8 and r + 12 of each.
+template <int r>
+inline f32x16 p_row16(const f32x16* c) {
+  typedef float f32x8 __attribute__((ext_vector_type(8)));
+  const f32x8 lo =
+      __builtin_shufflevector(c[0], c[1], r, r + 4, r + 8, r + 12, 16 + r, 20 + r, 24 + r, 28 + r);
+  const f32x8 hi =
+      __builtin_shufflevector(c[2], c[3], r, r + 4, r + 8, r + 12, 16 + r, 20 + r, 24 + r, 28 + r);
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+template <int r>
+inline void store_p_row16(const f32x16* c, bf16* row) {
+  const u16x16 h = to_bf16_bits(p_row16<r>(c));
+  __builtin_memcpy(row, &h, sizeof(h));
+}
+
 // P[r][n] (bf16, row stride BN) for rows 0 .. 3 and keys [0, round_up(nb, 32)) from the gathered
 // vectors of softmax_block_rows4 (keys [a & ~3, e)); zero elsewhere. Rows 4 .. 15 are not written
 // (the caller keeps them zero).
 template <int BN>
 inline void transpose_p_rows4(const float* st, int nb, int a, int e, bf16* p) {
-  typedef float f32x8 __attribute__((ext_vector_type(8)));
   const int a4 = a & ~3, n_end = round_up(nb, 32);
   for (int n16 = 0; n16 < n_end; n16 += 16) {
     f32x16 c[4];
@@ -96,22 +113,10 @@ inline void transpose_p_rows4(const float* st, int nb, int a, int e, bf16* p) {
       const int n = n16 + 4 * j;
       c[j] = n >= a4 && n < e ? load(st + 4 * n) : (f32x16)0.0f;
     }
-    // Row r of keys n16 .. n16 + 15: lanes r, r + 4, r + 8, r + 12 of c[0], then of c[1], ...
-#define FJ_ROW(r)                                                                                 \
-  {                                                                                               \
-    const f32x8 lo = __builtin_shufflevector(c[0], c[1], r, r + 4, r + 8, r + 12, 16 + r, 20 + r, \
-                                             24 + r, 28 + r);                                     \
-    const f32x8 hi = __builtin_shufflevector(c[2], c[3], r, r + 4, r + 8, r + 12, 16 + r, 20 + r, \
-                                             24 + r, 28 + r);                                     \
-    const u16x16 h = to_bf16_bits(                                                                \
-        __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));   \
-    __builtin_memcpy(p + (r)*BN + n16, &h, sizeof(h));                                            \
-  }
-    FJ_ROW(0)
-    FJ_ROW(1)
-    FJ_ROW(2)
-    FJ_ROW(3)
-#undef FJ_ROW
+    store_p_row16<0>(c, p + n16);
+    store_p_row16<1>(c, p + BN + n16);
+    store_p_row16<2>(c, p + 2 * BN + n16);
+    store_p_row16<3>(c, p + 3 * BN + n16);
   }
 }
 

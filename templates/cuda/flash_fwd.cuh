@@ -624,10 +624,11 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       u16* my_v = my_k + T::kKElems;
       if constexpr (S == 2) {
         const int next = blk + T::kSplit;
-        if (next < nblocks) await_append(n_lo + next * BN);
-        if (next < nblocks)
+        if (next < nblocks) {
+          await_append(n_lo + next * BN);
           load_kv<Cfg, 32>(p, tk, n_lo + next * BN, n_hi, buffer(i + 1), buffer(i + 1) + T::kKElems,
                            lane);
+        }
         cp_async_commit();
         cp_async_wait<1>();
       } else {
