@@ -163,13 +163,13 @@ int run_bench(bool quick, int threads, bool load_probe) {
   const bool amx = target.has_feature("amx-bf16");
   fmt::print("flashjit {} bench: {} ({}), {} threads, AMX {}\n", version(), target.triple,
              target.cpu, threads, amx ? "on" : "off");
-  const Ceilings c = measure_ceilings(threads, amx);
+  const std::unique_ptr<DramReadProbe> dram =
+      __builtin_cpu_supports("avx512f") ? std::make_unique<DramReadProbe>(threads) : nullptr;
+  const Ceilings c = measure_ceilings(threads, amx, dram.get());
   fmt::print(
       "ceilings (same run, {} threads): fp32 FMA {:.0f} GFLOP/s, AMX bf16 {:.0f} GFLOP/s, "
       "DRAM read {:.1f} GB/s\n\n",
       threads, c.fp32_fma_gflops, c.amx_bf16_gflops, c.dram_read_gbs);
-  const std::unique_ptr<DramReadProbe> dram =
-      __builtin_cpu_supports("avx512f") ? std::make_unique<DramReadProbe>(threads) : nullptr;
   fmt::print("| problem | median ms | best ms | throughput (median) | vs ceiling | compile ms |\n");
   fmt::print("|---|---|---|---|---|---|\n");
   const auto all = specs(quick);

@@ -2,6 +2,8 @@
 // and DRAM read bandwidth, each over `threads` threads.
 #pragma once
 
+#include <memory>
+
 namespace flashjit::tools {
 
 struct Ceilings {
@@ -10,23 +12,22 @@ struct Ceilings {
   double dram_read_gbs = 0;    // streaming read of 1 GiB
 };
 
-Ceilings measure_ceilings(int threads, bool amx);
-
 // One streaming read of a 1 GiB buffer over `threads` threads, repeatable: the decode rows pair
 // each timed call with a read just before it, so that both see the same memory system (on a
-// shared VM its bandwidth drifts by tens of percent within seconds).
+// shared VM its bandwidth drifts by tens of percent within seconds). Needs AVX-512.
 class DramReadProbe {
  public:
   explicit DramReadProbe(int threads);
   ~DramReadProbe();
-  DramReadProbe(const DramReadProbe&) = delete;
-  DramReadProbe& operator=(const DramReadProbe&) = delete;
   double gbs() const;  // GB/s of this pass
 
  private:
   struct Buffer;
   int threads_;
-  Buffer* buffer_;
+  std::unique_ptr<Buffer> buffer_;
 };
+
+// The DRAM ceiling is the best of 3 passes of `dram` (0 without AVX-512).
+Ceilings measure_ceilings(int threads, bool amx, const DramReadProbe* dram);
 
 }  // namespace flashjit::tools
