@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flashjit/flashjit.h"
+#include "reference/host_buffer.h"
 
 namespace flashjit::tools {
 
@@ -39,15 +40,13 @@ struct HostTensor {
     std::normal_distribution<float> normal(0.f, 1.f);
     for (int64_t i = 0; i < n; ++i) set(i, normal(rng));
   }
-  void set(int64_t i, float x) {
+  void set(int64_t i, double x) {
     if (dtype == DType::kFloat32) {
-      std::memcpy(&bytes[i * 4], &x, 4);
+      const float f = static_cast<float>(x);
+      std::memcpy(&bytes[i * 4], &f, 4);
     } else {
-      uint32_t w;
-      std::memcpy(&w, &x, 4);
-      w += 0x7fffu + ((w >> 16) & 1u);
-      const uint16_t h = static_cast<uint16_t>(w >> 16);
-      std::memcpy(&bytes[i * 2], &h, 2);
+      const uint16_t b = testing::to_bits(x, dtype);
+      std::memcpy(&bytes[i * 2], &b, 2);
     }
   }
   double get(int64_t i) const {
@@ -56,12 +55,9 @@ struct HostTensor {
       std::memcpy(&f, &bytes[i * 4], 4);
       return f;
     }
-    uint16_t h;
-    std::memcpy(&h, &bytes[i * 2], 2);
-    const uint32_t w = uint32_t{h} << 16;
-    float f;
-    std::memcpy(&f, &w, 4);
-    return f;
+    uint16_t b;
+    std::memcpy(&b, &bytes[i * 2], 2);
+    return testing::from_bits(b, dtype);
   }
   void* data() { return bytes.data(); }
 };
