@@ -66,12 +66,14 @@ DeviceBuffer int_buffer(const std::vector<int32_t>& host) {
 // FLASHJIT_BENCH_SCRUB=read instead reads 256 MiB (a flashjit decode over a 256 MiB cache), which
 // leaves the L2 full of clean lines: a memset leaves it dirty, and the timed kernel then pays for
 // writing those lines back.
+bool scrub_by_read() {
+  const char* e = std::getenv("FLASHJIT_BENCH_SCRUB");
+  return e && std::strcmp(e, "read") == 0;
+}
+
 struct L2Scrub {
   DeviceBuffer buf{size_t{256} << 20, false};
-  bool read = [] {
-    const char* e = std::getenv("FLASHJIT_BENCH_SCRUB");
-    return e && std::strcmp(e, "read") == 0;
-  }();
+  bool read = scrub_by_read();
   DeviceBuffer q{32 * 128 * 2, false}, o{32 * 128 * 2, false};
   L2Scrub() { CU(cuMemsetD8(buf.ptr, 0, buf.bytes)); }
   void operator()(CUstream stream) const {
@@ -293,9 +295,7 @@ int main(int argc, char** argv) {
   if (!probe) {
     if (!mkdtemp(dir)) return 1;
     setenv("FLASHJIT_CACHE_DIR", dir, 1);  // a fresh cache: first calls compile
-    const char* scrub = std::getenv("FLASHJIT_BENCH_SCRUB");
-    std::printf("{\"kind\": \"meta\", \"scrub\": \"%s\"}\n",
-                scrub && std::strcmp(scrub, "read") == 0 ? "read" : "write");
+    std::printf("{\"kind\": \"meta\", \"scrub\": \"%s\"}\n", scrub_by_read() ? "read" : "write");
   }
   CUdevice dev;
   CUcontext ctx;
