@@ -229,11 +229,19 @@ std::string generate_merge_source(const KernelKey& key) {
 
 }  // namespace
 
+CudaRowStrides cuda_row_strides(const KernelKey& key) {
+  auto round16 = [](int x) { return (x + 15) / 16 * 16; };
+  const int dp = round16(key.head_dim_qk), dvp = round16(key.head_dim_v);
+  const bool swizzle =
+      !cuda_tiles_split_keys(key.block_m, key.num_warps) && dp % 64 == 0 && dvp % 64 == 0;
+  return swizzle ? CudaRowStrides{dp, dvp} : CudaRowStrides{dp + 8, dvp + 8};
+}
+
 // Mirrors flashjit_cuda::Traits (the generated source asserts that they agree).
 CudaLaunchShape cuda_launch_shape(const KernelKey& key) {
   if (key.op == KernelOp::kMergeStates) return CudaLaunchShape{kCudaAuxThreads, 0};
-  auto round16 = [](int x) { return (x + 15) / 16 * 16; };
-  const int q_stride = round16(key.head_dim_qk) + 8, v_stride = round16(key.head_dim_v) + 8;
+  const CudaRowStrides strides = cuda_row_strides(key);
+  const int q_stride = strides.qk, v_stride = strides.v;
   const int split = key.block_m == 16 ? key.num_warps : 1;
   const int stages = key.num_stages;
   CudaLaunchShape shape;

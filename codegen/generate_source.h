@@ -48,6 +48,13 @@ struct CudaLaunchShape {
 };
 CudaLaunchShape cuda_launch_shape(const KernelKey& key);
 
+// Elements between shared-memory rows of the Q / K tiles and of the V tiles (flashjit_cuda::Traits:
+// swizzled rows of whole 128-byte lines, or rows padded by 16 bytes).
+struct CudaRowStrides {
+  int qk = 0, v = 0;
+};
+CudaRowStrides cuda_row_strides(const KernelKey& key);
+
 // Source of the CUDA kernel for a canonical, supported CUDA key. Deterministic.
 std::string generate_cuda_source(const KernelKey& key);
 

@@ -69,8 +69,9 @@ namespace {
 // The key warps of a decode tile merge their softmax states through their K/V buffers.
 bool merge_fits(const KernelKey& key) {
   if (!cuda_tiles_split_keys(key.block_m, key.num_warps)) return true;
-  const int dp = round_up(key.head_dim_qk, 16), dvp = round_up(key.head_dim_v, 16);
-  return key.block_n * (dp + 8 + dvp + 8) * 2 >= 32 * (dvp / 2 + 4) * 4;
+  const CudaRowStrides strides = cuda_row_strides(key);
+  const int dvp = round_up(key.head_dim_v, 16);
+  return key.block_n * (strides.qk + strides.v) * 2 >= 32 * (dvp / 2 + 4) * 4;
 }
 }  // namespace
 

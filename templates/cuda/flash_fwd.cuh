@@ -32,9 +32,15 @@ struct Traits {
   // staggered), one buffer per key warp.
   static constexpr int kStages = Cfg::kNumStages;
   static constexpr bool kBf16 = Cfg::kBf16;
-  // Shared-memory rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall
-  // into distinct bank groups.
-  static constexpr int kQStride = Dp + 8, kVStride = DVp + 8;
+  // Shared-memory rows that are whole 128-byte lines (head dims 64, 128, 192, 256) keep their
+  // 16-byte chunks XOR-swizzled by the row (chunk c of row r at c ^ (r % 8) within its line):
+  // the 8 rows an ldmatrix phase reads fall into distinct bank groups, and the 8 chunks a quarter
+  // warp copies fill one aligned line. Other rows are padded by 16 bytes, which keeps ldmatrix
+  // conflict-free, but cp.async then writes a line in 2-3 wavefronts and asks the L2 for 1.5x
+  // the sectors (ncu, d256 prefill: 121 M shared wavefronts vs 93 M). Key-warp tiles keep the
+  // padding: their merge needs the padded buffers' space (d128, 16 keys: 8704 bytes a warp).
+  static constexpr bool kSwizzle = kSplit == 1 && Dp % 64 == 0 && DVp % 64 == 0;
+  static constexpr int kQStride = kSwizzle ? Dp : Dp + 8, kVStride = kSwizzle ? DVp : DVp + 8;
   static constexpr int kQElems = BM * kQStride, kKElems = BN * kQStride, kVElems = BN * kVStride;
   // The tile's coordinates (kTileBytes) and the rows' key intervals (BM KeyIntervals) sit between
   // Q and the K/V stages: the key loop and the epilogue read them from shared memory rather than
@@ -55,6 +61,23 @@ struct Traits {
   static_assert(kSplit == 1 || kSplit * (kKElems + kVElems) * 2 >= kWarps * 32 * (DVp / 2 + 4) * 4,
                 "the key warps' K/V buffers must hold their merged states");
 };
+
+// Element offset of 16-byte chunk ch of row r in a tile whose rows are kStride elements apart.
+template <class T, int kStride>
+__device__ __forceinline__ int tile_offset(int r, int ch) {
+  return r * kStride + (T::kSwizzle ? ch ^ (r & 7) : ch) * 8;
+}
+
+// Byte offset within a row of logical 16-byte chunk 2 s + h, for a lane whose row is lane % 8
+// modulo 8 (every ldmatrix row address here is one); col = lane_col<T>(h, lane).
+template <class T>
+__device__ __forceinline__ u32 lane_col(int h, int lane) {
+  return T::kSwizzle ? (u32)((h ^ (lane & 7)) * 16) : (u32)(h * 16);
+}
+template <class T>
+__device__ __forceinline__ u32 chunk_pair(int s, u32 col) {
+  return T::kSwizzle ? (u32)(32 * s) ^ col : (u32)(32 * s) + col;
+}
 
 using flashjit_kernel::KeyInterval;
 using flashjit_kernel::Sequence;
@@ -217,14 +240,19 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
     const u16* kp = k + (t.k_base + (long long)row * p.k_row_stride + ch * 8);
     const u16* vp = v + (t.v_base + (long long)row * p.v_row_stride + ch * 8);
     const long long k_step = kStep * p.k_row_stride, v_step = kStep * p.v_row_stride;
-    const u32 sk_row = smem_addr(sk + r0 * T::kQStride + ch * 8);
-    const u32 sv_row = smem_addr(sv + r0 * T::kVStride + ch * 8);
+    // Row r0 + i kStep: r0 < kStep and kStep is a power of two, so its swizzle is r0's XOR a
+    // constant of i, (i kStep) % 8: one thread-constant chunk offset serves every row.
+    static_assert(!T::kSwizzle || (kStep & (kStep - 1)) == 0, "swizzled rows: kStep power of 2");
+    const u32 c0 = (T::kSwizzle ? ch ^ (r0 & 7) : ch) * 16;
+    auto col = [&](int i) { return T::kSwizzle ? c0 ^ (u32)((i * kStep) % 8 * 16) : c0; };
+    const u32 sk_row = smem_addr(sk + r0 * T::kQStride);
+    const u32 sv_row = smem_addr(sv + r0 * T::kVStride);
     if (n0 + T::BN <= n_end && (T::D == T::Dp || k_col) && (T::DV == T::DVp || v_col)) {
 #pragma unroll
       for (int i = 0; i < kRows; ++i) {
         if (T::BN % kStep != 0 && r0 + i * kStep >= T::BN) break;
-        if (kParts & kLoadK) cp_async_16(sk_row + i * kStep * T::kQStride * 2, kp, 16);
-        if (kParts & kLoadV) cp_async_16(sv_row + i * kStep * T::kVStride * 2, vp, 16);
+        if (kParts & kLoadK) cp_async_16(sk_row + i * kStep * T::kQStride * 2 + col(i), kp, 16);
+        if (kParts & kLoadV) cp_async_16(sv_row + i * kStep * T::kVStride * 2 + col(i), vp, 16);
         kp += k_step;
         vp += v_step;
       }
@@ -237,9 +265,9 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       const bool row_ok = n0 + r < n_end;
       const bool kv = row_ok && k_col, vv = row_ok && v_col;
       if (kParts & kLoadK)
-        cp_async_16(sk_row + i * kStep * T::kQStride * 2, kv ? kp : k, kv ? 16 : 0);
+        cp_async_16(sk_row + i * kStep * T::kQStride * 2 + col(i), kv ? kp : k, kv ? 16 : 0);
       if (kParts & kLoadV)
-        cp_async_16(sv_row + i * kStep * T::kVStride * 2, vv ? vp : v, vv ? 16 : 0);
+        cp_async_16(sv_row + i * kStep * T::kVStride * 2 + col(i), vv ? vp : v, vv ? 16 : 0);
       kp += k_step;
       vp += v_step;
     }
@@ -258,10 +286,10 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       walk.advance(p, kStep);
       const bool kv = row && k_col, vv = row && v_col;
       if (kParts & kLoadK)
-        cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), kv ? k + k_ofs + ch * 8 : k,
+        cp_async_16(smem_addr(sk + tile_offset<T, T::kQStride>(r, ch)), kv ? k + k_ofs + ch * 8 : k,
                     kv ? 16 : 0);
       if (kParts & kLoadV)
-        cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), vv ? v + v_ofs + ch * 8 : v,
+        cp_async_16(smem_addr(sv + tile_offset<T, T::kVStride>(r, ch)), vv ? v + v_ofs + ch * 8 : v,
                     vv ? 16 : 0);
     }
   } else {
@@ -270,16 +298,16 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       const bool valid = n0 + r < n_end && ch * 8 < T::D;
       long long k_ofs = 0, v_ofs = 0;
       if (valid) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
-      cp_async_16(smem_addr(sk + r * T::kQStride + ch * 8), valid ? k + k_ofs + ch * 8 : k,
-                  valid ? 16 : 0);
+      cp_async_16(smem_addr(sk + tile_offset<T, T::kQStride>(r, ch)),
+                  valid ? k + k_ofs + ch * 8 : k, valid ? 16 : 0);
     }
     for (int c = tid; (kParts & kLoadV) && c < T::BN * kChunksV; c += kN) {
       const int r = c / kChunksV, ch = c % kChunksV;
       const bool valid = n0 + r < n_end && ch * 8 < T::DV;
       long long k_ofs = 0, v_ofs = 0;
       if (valid) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
-      cp_async_16(smem_addr(sv + r * T::kVStride + ch * 8), valid ? v + v_ofs + ch * 8 : v,
-                  valid ? 16 : 0);
+      cp_async_16(smem_addr(sv + tile_offset<T, T::kVStride>(r, ch)),
+                  valid ? v + v_ofs + ch * 8 : v, valid ? 16 : 0);
     }
   }
 }
@@ -355,14 +383,15 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
               hi = load_chunk(row + partner * 8);
             if (rotate_chunk<kBf16>(p, flashjit_kernel::rotary_query_pos<Cfg>(t.rotary_base, i), ch,
                                     lo, hi)) {
-              store_chunk(sq + r * T::kQStride + ch * 8, lo);
-              if (!p.rotary_interleaved) store_chunk(sq + r * T::kQStride + partner * 8, hi);
+              store_chunk(sq + tile_offset<T, T::kQStride>(r, ch), lo);
+              if (!p.rotary_interleaved)
+                store_chunk(sq + tile_offset<T, T::kQStride>(r, partner), hi);
             }
             continue;
           }
         }
       }
-      cp_async_16(smem_addr(sq + r * T::kQStride + ch * 8), src, valid ? 16 : 0);
+      cp_async_16(smem_addr(sq + tile_offset<T, T::kQStride>(r, ch)), src, valid ? 16 : 0);
     }
   }
   // The append kernel (launched just before, possibly still running) has written the new rows.
@@ -396,9 +425,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   float s[kMT][BN / 8][4];
   auto qk = [&](const u16* k) {
     // Per-lane ldmatrix addresses (bytes); the steps below add compile-time offsets.
-    const u32 q_lane = opaque(smem_addr(sq) + ((lane % 16) * T::kQStride + (lane / 16) * 8) * 2);
-    const u32 k_lane = opaque(
-        smem_addr(k) + ((lane % 8 + (lane / 16) * 8) * T::kQStride + ((lane / 8) % 2) * 8) * 2);
+    const u32 q_lane = opaque(smem_addr(sq) + (lane % 16) * T::kQStride * 2);
+    const u32 k_lane = opaque(smem_addr(k) + (lane % 8 + (lane / 16) * 8) * T::kQStride * 2);
+    const u32 q_col = lane_col<T>(lane / 16, lane), k_col = lane_col<T>((lane / 8) % 2, lane);
     // S = Q K^T for the warp's kMT x 16 rows x BN keys; every K fragment feeds kMT tiles. The
     // first k step writes the accumulators (no clearing pass: 2 kMT BN / 8 instructions a block).
     // NOTE: with 32 rows per warp, d <= 64 fully unrolled (4 steps: the next steps' ldmatrix
@@ -411,11 +440,11 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
         ldmatrix_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3],
-                    q_lane + (((wm * kMT + mt) * 16) * T::kQStride + kk * 16) * 2);
+                    q_lane + ((wm * kMT + mt) * 16) * T::kQStride * 2 + chunk_pair<T>(kk, q_col));
 #pragma unroll
       for (int n2 = 0; n2 < BN / 16; ++n2) {
         u32 b0, b1, b2, b3;
-        ldmatrix_x4(b0, b1, b2, b3, k_lane + (n2 * 16 * T::kQStride + kk * 16) * 2);
+        ldmatrix_x4(b0, b1, b2, b3, k_lane + n2 * 16 * T::kQStride * 2 + chunk_pair<T>(kk, k_col));
 #pragma unroll
         for (int mt = 0; mt < kMT; ++mt) {
           if (first) {
@@ -513,8 +542,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     softmax(n0);
   };
   auto accumulate = [&](const u16* v) {
-    const u32 v_lane = opaque(
-        smem_addr(v) + ((lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride + (lane / 16) * 8) * 2);
+    const u32 v_lane = opaque(smem_addr(v) + (lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride * 2);
+    const u32 v_col = lane_col<T>(lane / 16, lane);
     // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
@@ -529,7 +558,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 #pragma unroll
       for (int d2 = 0; d2 < DVp / 16; ++d2) {
         u32 b0, b1, b2, b3;
-        ldmatrix_x4_trans(b0, b1, b2, b3, v_lane + (kk * 16 * T::kVStride + d2 * 16) * 2);
+        ldmatrix_x4_trans(b0, b1, b2, b3,
+                          v_lane + kk * 16 * T::kVStride * 2 + chunk_pair<T>(d2, v_col));
 #pragma unroll
         for (int mt = 0; mt < kMT; ++mt) {
           mma_16816<kBf16>(o[mt][2 * d2], a[mt], b0, b1);
