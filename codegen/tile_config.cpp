@@ -71,7 +71,7 @@ bool merge_fits(const KernelKey& key) {
   if (!cuda_tiles_split_keys(key.block_m, key.num_warps)) return true;
   const CudaRowStrides strides = cuda_row_strides(key);
   const int dvp = round_up(key.head_dim_v, 16);
-  return key.block_n * (strides.qk + strides.v) * 2 >= 32 * (dvp / 2 + 4) * 4;
+  return key.num_stages * key.block_n * (strides.qk + strides.v) * 2 >= 32 * (dvp / 2 + 4) * 4;
 }
 }  // namespace
 

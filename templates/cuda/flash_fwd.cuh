@@ -37,9 +37,13 @@ struct Traits {
   // the 8 rows an ldmatrix phase reads fall into distinct bank groups, and the 8 chunks a quarter
   // warp copies fill one aligned line. Other rows are padded by 16 bytes, which keeps ldmatrix
   // conflict-free, but cp.async then writes a line in 2-3 wavefronts and asks the L2 for 1.5x
-  // the sectors (ncu, d256 prefill: 121 M shared wavefronts vs 93 M). Key-warp tiles keep the
-  // padding: their merge needs the padded buffers' space (d128, 16 keys: 8704 bytes a warp).
-  static constexpr bool kSwizzle = kSplit == 1 && Dp % 64 == 0 && DVp % 64 == 0;
+  // the sectors (ncu, d256 prefill: 121 M shared wavefronts vs 93 M). Key-warp tiles merge their
+  // states through their K/V buffers: they keep the padding where the swizzled buffers are too
+  // small for that (d128, 16 keys, one stage: 8192 bytes a warp, the merge needs 8704).
+  static constexpr int kMergeBytes = kWarps * 32 * (DVp / 2 + 4) * 4;
+  static constexpr bool kSwizzle =
+      Dp % 64 == 0 && DVp % 64 == 0 &&
+      (kSplit == 1 || kSplit * kStages * BN * (Dp + DVp) * 2 >= kMergeBytes);
   static constexpr int kQStride = kSwizzle ? Dp : Dp + 8, kVStride = kSwizzle ? DVp : DVp + 8;
   static constexpr int kQElems = BM * kQStride, kKElems = BN * kQStride, kVElems = BN * kVStride;
   // The tile's coordinates (kTileBytes) and the rows' key intervals (BM KeyIntervals) sit between
@@ -58,7 +62,7 @@ struct Traits {
   static_assert(!Cfg::kLeftpad || !Cfg::kVarlenK, "left padding is a KV-cache feature");
   static_assert(DV <= 256, "head_dim_v above 256 does not fit the O accumulators in registers");
   static_assert(kMT >= 1 && kMT * 16 * kRowWarps == BM, "block_m must be 16 x row warps x kMT");
-  static_assert(kSplit == 1 || kSplit * (kKElems + kVElems) * 2 >= kWarps * 32 * (DVp / 2 + 4) * 4,
+  static_assert(kSplit == 1 || kSplit * kStages * (kKElems + kVElems) * 2 >= kMergeBytes,
                 "the key warps' K/V buffers must hold their merged states");
 };
 
