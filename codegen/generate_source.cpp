@@ -232,11 +232,12 @@ std::string generate_merge_source(const KernelKey& key) {
 CudaRowStrides cuda_row_strides(const KernelKey& key) {
   auto round16 = [](int x) { return (x + 15) / 16 * 16; };
   const int dp = round16(key.head_dim_qk), dvp = round16(key.head_dim_v);
-  const int merge_bytes = key.num_warps * 32 * (dvp / 2 + 4) * 4;
+  const int merge_bytes = (key.num_warps - 1) * 32 * (dvp / 2 + 4) * 4;
   const bool swizzle =
       dp % 64 == 0 && dvp % 64 == 0 &&
       (!cuda_tiles_split_keys(key.block_m, key.num_warps) ||
-       key.num_warps * key.num_stages * key.block_n * (dp + dvp) * 2 >= merge_bytes);
+       (key.num_warps > 8 &&
+        key.num_warps * key.num_stages * key.block_n * (dp + dvp) * 2 >= merge_bytes));
   return swizzle ? CudaRowStrides{dp, dvp} : CudaRowStrides{dp + 8, dvp + 8};
 }
 

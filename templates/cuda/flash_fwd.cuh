@@ -38,12 +38,14 @@ struct Traits {
   // warp copies fill one aligned line. Other rows are padded by 16 bytes, which keeps ldmatrix
   // conflict-free, but cp.async then writes a line in 2-3 wavefronts and asks the L2 for 1.5x
   // the sectors (ncu, d256 prefill: 121 M shared wavefronts vs 93 M). Key-warp tiles merge their
-  // states through their K/V buffers: they keep the padding where the swizzled buffers are too
-  // small for that (d128, 16 keys, one stage: 8192 bytes a warp, the merge needs 8704).
-  static constexpr int kMergeBytes = kWarps * 32 * (DVp / 2 + 4) * 4;
+  // states through their K/V buffers (key warp 0 keeps its own in registers): they keep the
+  // padding where the swizzled buffers are too small for that, and with 8 warps or fewer (the
+  // key with all six masking features spilled 8 bytes with swizzled rows).
+  static constexpr int kMergeFloats = DVp / 2 + 4;  // (m, l, O fragment) of a lane
+  static constexpr int kMergeBytes = (kWarps - 1) * 32 * kMergeFloats * 4;
   static constexpr bool kSwizzle =
       Dp % 64 == 0 && DVp % 64 == 0 &&
-      (kSplit == 1 || kSplit * kStages * BN * (Dp + DVp) * 2 >= kMergeBytes);
+      (kSplit == 1 || (kSplit > 8 && kSplit * kStages * BN * (Dp + DVp) * 2 >= kMergeBytes));
   static constexpr int kQStride = kSwizzle ? Dp : Dp + 8, kVStride = kSwizzle ? DVp : DVp + 8;
   static constexpr int kQElems = BM * kQStride, kKElems = BN * kQStride, kVElems = BN * kVStride;
   // The tile's coordinates (kTileBytes) and the rows' key intervals (BM KeyIntervals) sit between
@@ -678,35 +680,51 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       __syncwarp();  // the next block overwrites the buffers
     }
     if (!appended) grid_dependency_wait();
-    // Merge the key warps' states: each writes (m, l, O fragment) per lane, key warp 0 combines.
-    // NOTE: spreading the merge over all warps (warp w merging fragments w mod kSplit) measured
-    // 5-27 % slower (decode with append, H200): every warp then runs the epilogue.
+      // Merge the key warps' states: warps 1.. write (m, l, O fragment) per lane, key warp 0 merges
+      // them into its own. NOTE: spreading the merge over all warps (warp w merging fragments w mod
+      // kSplit) measured 5-27 % slower (decode with append, H200): every warp then runs the
+      // epilogue.
+#pragma unroll
     for (int r = 0; r < 2; ++r) {
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
-    constexpr int kPer = DVp / 2 + 4;  // floats per lane
-    __syncthreads();                   // every warp is done with its K/V buffers
-    float* red = reinterpret_cast<float*>(sk) + (wg * 32 + lane) * kPer;
-    red[0] = m[0];
-    red[1] = m[1];
-    red[2] = l[0];
-    red[3] = l[1];
-    for (int d = 0; d < DVp / 8; ++d)
-      for (int e = 0; e < 4; ++e) red[4 + d * 4 + e] = o[0][d][e];
+    constexpr int kPer = T::kMergeFloats;  // floats per lane
+    auto state = [&](int g) { return reinterpret_cast<float*>(sk) + ((g - 1) * 32 + lane) * kPer; };
+    __syncthreads();  // every warp is done with its K/V buffers
+    if (wg != 0) {
+      float* red = state(wg);
+      red[0] = m[0];
+      red[1] = m[1];
+      red[2] = l[0];
+      red[3] = l[1];
+#pragma unroll
+      for (int d = 0; d < DVp / 8; ++d)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) red[4 + d * 4 + e] = o[0][d][e];
+    }
     __syncthreads();
     if (wg != 0) return;
-    float mm[2] = {neg_inf(), neg_inf()};
-    for (int g = 0; g < T::kSplit; ++g) {
-      const float* rd = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
-      mm[0] = fmaxf(mm[0], rd[0]);
-      mm[1] = fmaxf(mm[1], rd[1]);
+    float mm[2] = {m[0], m[1]};
+    for (int g = 1; g < T::kSplit; ++g) {
+      mm[0] = fmaxf(mm[0], state(g)[0]);
+      mm[1] = fmaxf(mm[1], state(g)[1]);
     }
     const float use0 = mm[0] == neg_inf() ? 0.f : mm[0], use1 = mm[1] == neg_inf() ? 0.f : mm[1];
-    l[0] = l[1] = 0.f;
-    for (int d = 0; d < DVp / 8; ++d) o[0][d][0] = o[0][d][1] = o[0][d][2] = o[0][d][3] = 0.f;
-    for (int g = 0; g < T::kSplit; ++g) {
-      const float* rd = reinterpret_cast<const float*>(sk) + (g * 32 + lane) * kPer;
+    {
+      const float s0 = fast_exp2(m[0] - use0), s1 = fast_exp2(m[1] - use1);
+      l[0] *= s0;
+      l[1] *= s1;
+#pragma unroll
+      for (int d = 0; d < DVp / 8; ++d) {
+        o[0][d][0] *= s0;
+        o[0][d][1] *= s0;
+        o[0][d][2] *= s1;
+        o[0][d][3] *= s1;
+      }
+    }
+    for (int g = 1; g < T::kSplit; ++g) {
+      const float* rd = state(g);
       const float s0 = fast_exp2(rd[0] - use0), s1 = fast_exp2(rd[1] - use1);
       l[0] += rd[2] * s0;
       l[1] += rd[3] * s1;
