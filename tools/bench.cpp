@@ -62,7 +62,8 @@ std::unique_ptr<Problem> prefill(DType dt, bool causal, int batch, int seqlen, i
   return p;
 }
 
-std::unique_ptr<Problem> decode(bool paged, int batch, int seqlen_k, int threads) {
+std::unique_ptr<Problem> decode(bool paged, int batch, int seqlen_k, int threads,
+                                int num_splits = 0) {
   auto p = std::make_unique<Problem>();
   const int h = 32, hk = 8, d = 128, page = 16;
   const DType dt = DType::kBFloat16;
@@ -91,6 +92,7 @@ std::unique_ptr<Problem> decode(bool paged, int batch, int seqlen_k, int threads
     a.v_cache = Tensor::contiguous(v->data(), dt, {batch, seqlen_k, hk, d});
   }
   a.options.num_threads = threads;
+  a.num_splits = num_splits;
   p->call = [a] { flash_attn_with_kvcache(a); };
   p->work = 2.0 * rows * hk * d * dtype_size(dt);
   return p;
@@ -139,6 +141,39 @@ std::map<int, double> probe_load_times() {
 }
 
 }  // namespace
+
+// The b1 s_k 32k decode at each of `splits` (0: the heuristic), calls interleaved round by round
+// so that all counts see the same memory weather, each against the DRAM read just before it.
+int run_splits_sweep(int threads, const std::vector<int>& splits) {
+  threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  const DramReadProbe dram(threads);
+  std::vector<std::unique_ptr<Problem>> problems;
+  for (int n : splits) {
+    problems.push_back(decode(false, 1, 32768, threads, n));
+    problems.back()->call();  // compile or load, and a warm-up
+  }
+  std::vector<std::vector<double>> ratios(splits.size()), rates(splits.size());
+  for (int r = 0; r < 30; ++r)
+    for (size_t i = 0; i < splits.size(); ++i) {
+      const double ceiling = dram.gbs(), start = now_ms();
+      problems[i]->call();
+      rates[i].push_back(problems[i]->work / (now_ms() - start) / 1e6);
+      ratios[i].push_back(rates[i].back() / ceiling);
+    }
+  auto median = [](std::vector<double> x) {
+    std::sort(x.begin(), x.end());
+    return x[x.size() / 2];
+  };
+  fmt::print("decode bf16 contiguous b1 s_k32768 32/8 heads d128, {} threads, 30 rounds\n",
+             threads);
+  fmt::print("| num_splits | median GB/s | median % of the DRAM read just before each call |\n");
+  fmt::print("|---|---|---|\n");
+  for (size_t i = 0; i < splits.size(); ++i)
+    fmt::print("| {} | {:.1f} | {:.0f}% |\n",
+               splits[i] ? std::to_string(splits[i]) : "0 (heuristic)", median(rates[i]),
+               100 * median(ratios[i]));
+  return 0;
+}
 
 int run_bench(bool quick, int threads, bool load_probe) {
   if (load_probe) {

@@ -17,6 +17,12 @@ int main(int argc, char** argv) {
   bench->add_option("--threads", threads, "threads (default: all cores)");
   bench->add_flag("--load-probe", load_probe, "internal: report cache-hit load times only")
       ->group("");
+  std::vector<int> splits;
+  bench
+      ->add_option("--splits-sweep", splits,
+                   "only the b1 s_k 32k decode, at each of these num_splits (0: heuristic), "
+                   "interleaved")
+      ->delimiter(',');
   CLI::App* cache = app.add_subcommand("cache", "inspect or clear the kernel cache");
   std::string action = "info";
   cache->add_option("action", action, "info | list | clear")
@@ -24,6 +30,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (app.got_subcommand("demo")) return flashjit::tools::run_demo();
+    if (app.got_subcommand("bench") && !splits.empty())
+      return flashjit::tools::run_splits_sweep(threads, splits);
     if (app.got_subcommand("bench")) return flashjit::tools::run_bench(quick, threads, load_probe);
     return flashjit::tools::run_cache_command(action);
   } catch (const flashjit::Error& e) {
