@@ -22,6 +22,7 @@ struct HugePageBuffer {
   HugePageBuffer(const HugePageBuffer&) = delete;
   HugePageBuffer& operator=(const HugePageBuffer&) = delete;
   uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   uint8_t& operator[](size_t i) { return data_[i]; }
   const uint8_t& operator[](size_t i) const { return data_[i]; }
@@ -40,25 +41,8 @@ struct HostTensor {
     std::normal_distribution<float> normal(0.f, 1.f);
     for (int64_t i = 0; i < n; ++i) set(i, normal(rng));
   }
-  void set(int64_t i, double x) {
-    if (dtype == DType::kFloat32) {
-      const float f = static_cast<float>(x);
-      std::memcpy(&bytes[i * 4], &f, 4);
-    } else {
-      const uint16_t b = testing::to_bits(x, dtype);
-      std::memcpy(&bytes[i * 2], &b, 2);
-    }
-  }
-  double get(int64_t i) const {
-    if (dtype == DType::kFloat32) {
-      float f;
-      std::memcpy(&f, &bytes[i * 4], 4);
-      return f;
-    }
-    uint16_t b;
-    std::memcpy(&b, &bytes[i * 2], 2);
-    return testing::from_bits(b, dtype);
-  }
+  void set(int64_t i, double x) { testing::store_element(bytes.data(), i, x, dtype); }
+  double get(int64_t i) const { return testing::load_element(bytes.data(), i, dtype); }
   void* data() { return bytes.data(); }
 };
 

@@ -37,25 +37,31 @@ HostBuffer::HostBuffer(DType d, int64_t count, double fill)
   for (int64_t i = 0; i < count; ++i) set(i, fill);
 }
 
-void HostBuffer::set(int64_t i, double x) {
+void store_element(void* bytes, int64_t i, double x, DType dtype) {
+  char* p = static_cast<char*>(bytes);
   if (dtype == DType::kFloat32) {
     const float f = static_cast<float>(x);
-    std::memcpy(&bytes[i * 4], &f, 4);
+    std::memcpy(p + i * 4, &f, 4);
   } else {
     const uint16_t b = to_bits(x, dtype);
-    std::memcpy(&bytes[i * 2], &b, 2);
+    std::memcpy(p + i * 2, &b, 2);
   }
 }
 
-double HostBuffer::get(int64_t i) const {
+double load_element(const void* bytes, int64_t i, DType dtype) {
+  const char* p = static_cast<const char*>(bytes);
   if (dtype == DType::kFloat32) {
     float f;
-    std::memcpy(&f, &bytes[i * 4], 4);
+    std::memcpy(&f, p + i * 4, 4);
     return f;
   }
   uint16_t b;
-  std::memcpy(&b, &bytes[i * 2], 2);
+  std::memcpy(&b, p + i * 2, 2);
   return from_bits(b, dtype);
 }
+
+void HostBuffer::set(int64_t i, double x) { store_element(bytes.data(), i, x, dtype); }
+
+double HostBuffer::get(int64_t i) const { return load_element(bytes.data(), i, dtype); }
 
 }  // namespace flashjit::testing

@@ -14,6 +14,10 @@ uint16_t to_bits(double x, DType dtype);
 // The value of a 16-bit pattern of dtype (bf16 or fp16).
 double from_bits(uint16_t bits, DType dtype);
 
+// Element i of a packed array of dtype (float32, bf16 or fp16): x stored rounded, or read back.
+void store_element(void* bytes, int64_t i, double x, DType dtype);
+double load_element(const void* bytes, int64_t i, DType dtype);
+
 // `count` elements of dtype (float32, bf16 or fp16), all set to `fill` (NaN: poison).
 struct HostBuffer {
   DType dtype;
