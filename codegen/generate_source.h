@@ -55,6 +55,11 @@ struct CudaRowStrides {
 };
 CudaRowStrides cuda_row_strides(const KernelKey& key);
 
+// Decode tiles (key warps): the bytes of their K/V buffers with row strides `strides`, and the
+// bytes of the softmax states that every key warp but the first writes there to merge them.
+int cuda_key_warp_buffer_bytes(const KernelKey& key, CudaRowStrides strides);
+int cuda_merge_state_bytes(const KernelKey& key);
+
 // Source of the CUDA kernel for a canonical, supported CUDA key. Deterministic.
 std::string generate_cuda_source(const KernelKey& key);
 

@@ -70,10 +70,7 @@ namespace {
 // warp but the first writes (m, l, O fragment) per lane there.
 bool merge_fits(const KernelKey& key) {
   if (!cuda_tiles_split_keys(key.block_m, key.num_warps)) return true;
-  const CudaRowStrides strides = cuda_row_strides(key);
-  const int dvp = round_up(key.head_dim_v, 16);
-  return key.num_warps * key.num_stages * key.block_n * (strides.qk + strides.v) * 2 >=
-         (key.num_warps - 1) * 32 * (dvp / 2 + 4) * 4;
+  return cuda_key_warp_buffer_bytes(key, cuda_row_strides(key)) >= cuda_merge_state_bytes(key);
 }
 }  // namespace
 

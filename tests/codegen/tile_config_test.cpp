@@ -211,8 +211,8 @@ TEST(DefaultNumSplits, DecodeSplitsFillTheSmsInWholeRounds) {
   EXPECT_EQ(default_num_splits(SplitProblem{8, 512, 132, 12}), 15);
   // b8: 64 tiles, 2 splits fill one wave.
   EXPECT_EQ(default_num_splits(SplitProblem{64, 512, 132, 16}), 2);
-  // CPU b1 on 2 threads: one split per thread.
-  EXPECT_EQ(default_num_splits(SplitProblem{1, 256, 2, 1}), 2);
+  // CPU b1 on 2 threads, which plans four items a thread (8 units): 8 splits.
+  EXPECT_EQ(default_num_splits(SplitProblem{1, 256, 8, 1}), 8);
   // sm_margin leaves fewer units; never more splits than key blocks.
   EXPECT_LE(default_num_splits(SplitProblem{1, 6, 132, 1}), 6);
 }
