@@ -140,6 +140,18 @@ std::map<int, double> probe_load_times() {
   return result;
 }
 
+// One timed call just after a pass of `dram` (which also leaves the call cold caches): its
+// milliseconds and its rate as a fraction of that pass (0 without a probe).
+struct PairedCall {
+  double ms, vs_read;
+};
+PairedCall call_after_read(const Problem& p, const DramReadProbe* dram) {
+  const double ceiling = dram ? dram->gbs() : 0, start = now_ms();
+  p.call();
+  const double ms = now_ms() - start;
+  return {ms, ceiling > 0 ? p.work / ms / 1e6 / ceiling : 0};
+}
+
 }  // namespace
 
 // The b1 s_k 32k decode at each of `splits` (0: the heuristic), calls interleaved round by round
@@ -155,10 +167,9 @@ int run_splits_sweep(int threads, const std::vector<int>& splits) {
   std::vector<std::vector<double>> ratios(splits.size()), rates(splits.size());
   for (int r = 0; r < 30; ++r)
     for (size_t i = 0; i < splits.size(); ++i) {
-      const double ceiling = dram.gbs(), start = now_ms();
-      problems[i]->call();
-      rates[i].push_back(problems[i]->work / (now_ms() - start) / 1e6);
-      ratios[i].push_back(rates[i].back() / ceiling);
+      const PairedCall c = call_after_read(*problems[i], &dram);
+      rates[i].push_back(problems[i]->work / c.ms / 1e6);
+      ratios[i].push_back(c.vs_read);
     }
   auto median = [](std::vector<double> x) {
     std::sort(x.begin(), x.end());
@@ -221,11 +232,9 @@ int run_bench(bool quick, int threads, bool load_probe) {
     // cold caches), and set against that read.
     std::vector<double> times, ratios;
     for (int r = 0; r < reps; ++r) {
-      const double ceiling = is_decode && dram ? dram->gbs() : 0;
-      const double start = now_ms();
-      p->call();
-      times.push_back(now_ms() - start);
-      if (ceiling > 0) ratios.push_back(p->work / times.back() / 1e6 / ceiling);
+      const PairedCall c = call_after_read(*p, is_decode ? dram.get() : nullptr);
+      times.push_back(c.ms);
+      if (c.vs_read > 0) ratios.push_back(c.vs_read);
     }
     std::sort(times.begin(), times.end());
     const double best = times.front(), median = times[times.size() / 2];
