@@ -679,11 +679,11 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       process(my_k, my_v, n0);
       __syncwarp();  // the next block overwrites the buffers
     }
+    // The append kernel completes before this grid does. Then the key warps' states merge: warps
+    // 1.. write (m, l, O fragment) per lane, key warp 0 merges them into its own. NOTE: spreading
+    // the merge over all warps (warp w merging fragments w mod kSplit) measured 5-27 % slower
+    // (decode with append, H200): every warp then runs the epilogue.
     if (!appended) grid_dependency_wait();
-      // Merge the key warps' states: warps 1.. write (m, l, O fragment) per lane, key warp 0 merges
-      // them into its own. NOTE: spreading the merge over all warps (warp w merging fragments w mod
-      // kSplit) measured 5-27 % slower (decode with append, H200): every warp then runs the
-      // epilogue.
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
