@@ -689,26 +689,33 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
-    constexpr int kPer = T::kMergeFloats;  // floats per lane
-    auto state = [&](int g) { return reinterpret_cast<float*>(sk) + ((g - 1) * 32 + lane) * kPer; };
+    // Each lane's state is kPer contiguous floats, moved as 16-byte vectors: a quarter warp's
+    // vectors (272 bytes apart at d 128) then fall in distinct banks. NOTE: with scalar moves the
+    // merge took 2.2 us of a 14 us batch-1 CTA (globaltimer trace, H100).
+    constexpr int kPer = T::kMergeFloats;  // floats per lane, a multiple of 4
+    static_assert(kPer % 4 == 0 && DVp % 8 == 0, "merge states move as 16-byte vectors");
+    struct __align__(16) F4 {
+      float x, y, z, w;
+    };
+    auto state = [&](int g) {
+      return reinterpret_cast<F4*>(sk) + ((g - 1) * 32 + lane) * kPer / 4;
+    };
     __syncthreads();  // every warp is done with its K/V buffers
     if (wg != 0) {
-      float* red = state(wg);
-      red[0] = m[0];
-      red[1] = m[1];
-      red[2] = l[0];
-      red[3] = l[1];
+      F4* red = state(wg);
+      red[0] = F4{m[0], m[1], l[0], l[1]};
 #pragma unroll
       for (int d = 0; d < DVp / 8; ++d)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) red[4 + d * 4 + e] = o[0][d][e];
+        red[1 + d] = F4{o[0][d][0], o[0][d][1], o[0][d][2], o[0][d][3]};
     }
     __syncthreads();
     if (wg != 0) return;
     float mm[2] = {m[0], m[1]};
+#pragma unroll
     for (int g = 1; g < T::kSplit; ++g) {
-      mm[0] = fmaxf(mm[0], state(g)[0]);
-      mm[1] = fmaxf(mm[1], state(g)[1]);
+      const F4 h = state(g)[0];
+      mm[0] = fmaxf(mm[0], h.x);
+      mm[1] = fmaxf(mm[1], h.y);
     }
     const float use0 = mm[0] == neg_inf() ? 0.f : mm[0], use1 = mm[1] == neg_inf() ? 0.f : mm[1];
     {
@@ -724,16 +731,18 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       }
     }
     for (int g = 1; g < T::kSplit; ++g) {
-      const float* rd = state(g);
-      const float s0 = fast_exp2(rd[0] - use0), s1 = fast_exp2(rd[1] - use1);
-      l[0] += rd[2] * s0;
-      l[1] += rd[3] * s1;
+      const F4* rd = state(g);
+      const F4 h = rd[0];
+      const float s0 = fast_exp2(h.x - use0), s1 = fast_exp2(h.y - use1);
+      l[0] += h.z * s0;
+      l[1] += h.w * s1;
 #pragma unroll
       for (int d = 0; d < DVp / 8; ++d) {
-        o[0][d][0] += rd[4 + d * 4] * s0;
-        o[0][d][1] += rd[4 + d * 4 + 1] * s0;
-        o[0][d][2] += rd[4 + d * 4 + 2] * s1;
-        o[0][d][3] += rd[4 + d * 4 + 3] * s1;
+        const F4 x = rd[1 + d];
+        o[0][d][0] += x.x * s0;
+        o[0][d][1] += x.y * s0;
+        o[0][d][2] += x.z * s1;
+        o[0][d][3] += x.w * s1;
       }
     }
     m[0] = mm[0];
