@@ -689,31 +689,45 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
-    // Each lane's state is kPer contiguous floats, moved as 16-byte vectors: a quarter warp's
-    // vectors (272 bytes apart at d 128) then fall in distinct banks. NOTE: with scalar moves the
-    // merge took 2.2 us of a 14 us batch-1 CTA (globaltimer trace, H100).
-    constexpr int kPer = T::kMergeFloats;  // floats per lane, a multiple of 4
-    static_assert(kPer % 4 == 0 && DVp % 8 == 0, "merge states move as 16-byte vectors");
+    // Only rows below nrows are merged: a lane's O fragment holds rows lane / 4 (its "lo" pairs)
+    // and lane / 4 + 8 ("hi"), and decode fills few rows (GQA 4, one token: 4 of 16), so most of
+    // the fragment is padding. Per (warp, column block) the lanes' pairs are contiguous, for
+    // conflict-free 8-byte moves. NOTE: merging the whole fragment took 2.2 us of a 14 us batch-1
+    // CTA (globaltimer trace, H100): shared-memory bandwidth, 11 states of 8.5 KiB written and
+    // read.
+    static_assert(T::kMergeFloats == 4 + DVp / 2, "merge space: (m, l) and lo / hi pairs per lane");
+    constexpr int kStates = T::kSplit - 1, kBlocks = DVp / 8;
     struct __align__(16) F4 {
       float x, y, z, w;
     };
-    auto state = [&](int g) {
-      return reinterpret_cast<F4*>(sk) + ((g - 1) * 32 + lane) * kPer / 4;
+    struct __align__(8) F2 {
+      float x, y;
     };
+    F4* ml = reinterpret_cast<F4*>(sk);  // [state][lane]
+    F2* pairs = reinterpret_cast<F2*>(ml + kStates * 32);
+    auto pair = [&](int g, int half, int d) {  // [half][state][column block][lane]
+      return pairs + ((half * kStates + g - 1) * kBlocks + d) * 32 + lane;
+    };
+    // (The row count is read from the shared tile: a register held across the key loop for it
+    // made the 16-warp serving key spill.)
+    const int rows = ts.nrows;
+    const bool lo = row_of(0) < rows, hi = row_of(1) < rows;
     __syncthreads();  // every warp is done with its K/V buffers
     if (wg != 0) {
-      F4* red = state(wg);
-      red[0] = F4{m[0], m[1], l[0], l[1]};
+      ml[(wg - 1) * 32 + lane] = F4{m[0], m[1], l[0], l[1]};
+      if (lo)
 #pragma unroll
-      for (int d = 0; d < DVp / 8; ++d)
-        red[1 + d] = F4{o[0][d][0], o[0][d][1], o[0][d][2], o[0][d][3]};
+        for (int d = 0; d < kBlocks; ++d) *pair(wg, 0, d) = F2{o[0][d][0], o[0][d][1]};
+      if (hi)
+#pragma unroll
+        for (int d = 0; d < kBlocks; ++d) *pair(wg, 1, d) = F2{o[0][d][2], o[0][d][3]};
     }
     __syncthreads();
     if (wg != 0) return;
     float mm[2] = {m[0], m[1]};
 #pragma unroll
     for (int g = 1; g < T::kSplit; ++g) {
-      const F4 h = state(g)[0];
+      const F4 h = ml[(g - 1) * 32 + lane];
       mm[0] = fmaxf(mm[0], h.x);
       mm[1] = fmaxf(mm[1], h.y);
     }
@@ -731,19 +745,24 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       }
     }
     for (int g = 1; g < T::kSplit; ++g) {
-      const F4* rd = state(g);
-      const F4 h = rd[0];
+      const F4 h = ml[(g - 1) * 32 + lane];
       const float s0 = fast_exp2(h.x - use0), s1 = fast_exp2(h.y - use1);
       l[0] += h.z * s0;
       l[1] += h.w * s1;
+      if (lo)
 #pragma unroll
-      for (int d = 0; d < DVp / 8; ++d) {
-        const F4 x = rd[1 + d];
-        o[0][d][0] += x.x * s0;
-        o[0][d][1] += x.y * s0;
-        o[0][d][2] += x.z * s1;
-        o[0][d][3] += x.w * s1;
-      }
+        for (int d = 0; d < kBlocks; ++d) {
+          const F2 x = *pair(g, 0, d);
+          o[0][d][0] += x.x * s0;
+          o[0][d][1] += x.y * s0;
+        }
+      if (hi)
+#pragma unroll
+        for (int d = 0; d < kBlocks; ++d) {
+          const F2 x = *pair(g, 1, d);
+          o[0][d][2] += x.x * s1;
+          o[0][d][3] += x.y * s1;
+        }
     }
     m[0] = mm[0];
     m[1] = mm[1];
