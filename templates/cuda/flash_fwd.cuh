@@ -692,10 +692,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     // Only rows below nrows are merged: a lane's O fragment holds rows lane / 4 (its "lo" pairs)
     // and lane / 4 + 8 ("hi"), and decode fills few rows (GQA 4, one token: 4 of 16), so most of
     // the fragment is padding. Per (warp, column block) the lanes' pairs are contiguous, for
-    // conflict-free 8-byte moves. NOTE: the merge costs about 8 % of a batch-1 decode (H100: 1.38
-    // vs 1.27 TB/s with it skipped), but neither in shared-memory traffic (moving whole fragments
-    // was 1.5 % slower) nor in warp 0's serial work (a two-level merge through warps 0, 4 and 8
-    // measured equal).
+    // conflict-free 8-byte moves. NOTE: the merge cost 8 % of a batch-1 decode (H100: 1.38 vs
+    // 1.27 TB/s with it skipped): little of it in shared-memory traffic (whole fragments: 1.5 %
+    // slower), most in the latency of warp 0 taking states one at a time (below).
     static_assert(T::kMergeFloats == 4 + DVp / 2, "merge space: (m, l) and lo / hi pairs per lane");
     constexpr int kStates = T::kSplit - 1, kBlocks = DVp / 8;
     struct __align__(16) F4 {
@@ -745,24 +744,52 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         o[0][d][3] *= s1;
       }
     }
-    for (int g = 1; g < T::kSplit; ++g) {
-      const F4 h = ml[(g - 1) * 32 + lane];
-      const float s0 = fast_exp2(h.x - use0), s1 = fast_exp2(h.y - use1);
-      l[0] += h.z * s0;
-      l[1] += h.w * s1;
+    // Four states at a time: their scales first, then column block by column block with the four
+    // states' pairs loaded at once, so that no load waits on the previous state's arithmetic.
+    // NOTE: state by state, warp 0's merge took 1.6 us of a batch-1 CTA (globaltimer trace,
+    // H100). 16 warps (128 registers) go state by state: four at once spilled there.
+    constexpr int kAtOnce = T::kThreads > 384 ? 1 : 4, kGroupsUnrolled = kAtOnce > 1 ? 4 : 1;
+#pragma unroll kGroupsUnrolled
+    for (int g0 = 1; g0 < T::kSplit; g0 += kAtOnce) {
+      float s0[kAtOnce], s1[kAtOnce];
+#pragma unroll
+      for (int j = 0; j < kAtOnce; ++j) {
+        s0[j] = s1[j] = 0.f;
+        if (g0 + j < T::kSplit) {
+          const F4 h = ml[(g0 + j - 1) * 32 + lane];
+          s0[j] = fast_exp2(h.x - use0);
+          s1[j] = fast_exp2(h.y - use1);
+          l[0] += h.z * s0[j];
+          l[1] += h.w * s1[j];
+        }
+      }
       if (lo)
 #pragma unroll
         for (int d = 0; d < kBlocks; ++d) {
-          const F2 x = *pair(g, 0, d);
-          o[0][d][0] += x.x * s0;
-          o[0][d][1] += x.y * s0;
+          F2 x[kAtOnce];
+#pragma unroll
+          for (int j = 0; j < kAtOnce; ++j)
+            if (g0 + j < T::kSplit) x[j] = *pair(g0 + j, 0, d);
+#pragma unroll
+          for (int j = 0; j < kAtOnce; ++j)
+            if (g0 + j < T::kSplit) {
+              o[0][d][0] += x[j].x * s0[j];
+              o[0][d][1] += x[j].y * s0[j];
+            }
         }
       if (hi)
 #pragma unroll
         for (int d = 0; d < kBlocks; ++d) {
-          const F2 x = *pair(g, 1, d);
-          o[0][d][2] += x.x * s1;
-          o[0][d][3] += x.y * s1;
+          F2 x[kAtOnce];
+#pragma unroll
+          for (int j = 0; j < kAtOnce; ++j)
+            if (g0 + j < T::kSplit) x[j] = *pair(g0 + j, 1, d);
+#pragma unroll
+          for (int j = 0; j < kAtOnce; ++j)
+            if (g0 + j < T::kSplit) {
+              o[0][d][2] += x[j].x * s1[j];
+              o[0][d][3] += x[j].y * s1[j];
+            }
         }
     }
     m[0] = mm[0];
