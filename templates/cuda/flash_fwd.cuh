@@ -763,34 +763,24 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           l[1] += h.w * s1[j];
         }
       }
-      if (lo)
+      // Rows lane / 4 (half 0, scales s0) or lane / 4 + 8 (half 1, scales s1).
+      auto add_pairs = [&](int half, const float* scale) {
 #pragma unroll
         for (int d = 0; d < kBlocks; ++d) {
           F2 x[kAtOnce];
 #pragma unroll
           for (int j = 0; j < kAtOnce; ++j)
-            if (g0 + j < T::kSplit) x[j] = *pair(g0 + j, 0, d);
+            if (g0 + j < T::kSplit) x[j] = *pair(g0 + j, half, d);
 #pragma unroll
           for (int j = 0; j < kAtOnce; ++j)
             if (g0 + j < T::kSplit) {
-              o[0][d][0] += x[j].x * s0[j];
-              o[0][d][1] += x[j].y * s0[j];
+              o[0][d][2 * half] += x[j].x * scale[j];
+              o[0][d][2 * half + 1] += x[j].y * scale[j];
             }
         }
-      if (hi)
-#pragma unroll
-        for (int d = 0; d < kBlocks; ++d) {
-          F2 x[kAtOnce];
-#pragma unroll
-          for (int j = 0; j < kAtOnce; ++j)
-            if (g0 + j < T::kSplit) x[j] = *pair(g0 + j, 1, d);
-#pragma unroll
-          for (int j = 0; j < kAtOnce; ++j)
-            if (g0 + j < T::kSplit) {
-              o[0][d][2] += x[j].x * s1[j];
-              o[0][d][3] += x[j].y * s1[j];
-            }
-        }
+      };
+      if (lo) add_pairs(0, s0);
+      if (hi) add_pairs(1, s1);
     }
     m[0] = mm[0];
     m[1] = mm[1];
