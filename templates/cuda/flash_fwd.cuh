@@ -697,14 +697,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     // slower), most in the latency of warp 0 taking states one at a time (below).
     static_assert(T::kMergeFloats == 4 + DVp / 2, "merge space: (m, l) and lo / hi pairs per lane");
     constexpr int kStates = T::kSplit - 1, kBlocks = DVp / 8;
-    struct __align__(16) F4 {
-      float x, y, z, w;
-    };
-    struct __align__(8) F2 {
-      float x, y;
-    };
-    F4* ml = reinterpret_cast<F4*>(sk);  // [state][lane]
-    F2* pairs = reinterpret_cast<F2*>(ml + kStates * 32);
+    Float4* ml = reinterpret_cast<Float4*>(sk);  // [state][lane]
+    Float2* pairs = reinterpret_cast<Float2*>(ml + kStates * 32);
     auto pair = [&](int g, int half, int d) {  // [half][state][column block][lane]
       return pairs + ((half * kStates + g - 1) * kBlocks + d) * 32 + lane;
     };
@@ -714,20 +708,20 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     const bool lo = row_of(0) < rows, hi = row_of(1) < rows;
     __syncthreads();  // every warp is done with its K/V buffers
     if (wg != 0) {
-      ml[(wg - 1) * 32 + lane] = F4{m[0], m[1], l[0], l[1]};
+      ml[(wg - 1) * 32 + lane] = Float4{m[0], m[1], l[0], l[1]};
       if (lo)
 #pragma unroll
-        for (int d = 0; d < kBlocks; ++d) *pair(wg, 0, d) = F2{o[0][d][0], o[0][d][1]};
+        for (int d = 0; d < kBlocks; ++d) *pair(wg, 0, d) = Float2{o[0][d][0], o[0][d][1]};
       if (hi)
 #pragma unroll
-        for (int d = 0; d < kBlocks; ++d) *pair(wg, 1, d) = F2{o[0][d][2], o[0][d][3]};
+        for (int d = 0; d < kBlocks; ++d) *pair(wg, 1, d) = Float2{o[0][d][2], o[0][d][3]};
     }
     __syncthreads();
     if (wg != 0) return;
     float mm[2] = {m[0], m[1]};
 #pragma unroll
     for (int g = 1; g < T::kSplit; ++g) {
-      const F4 h = ml[(g - 1) * 32 + lane];
+      const Float4 h = ml[(g - 1) * 32 + lane];
       mm[0] = fmaxf(mm[0], h.x);
       mm[1] = fmaxf(mm[1], h.y);
     }
@@ -756,7 +750,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       for (int j = 0; j < kAtOnce; ++j) {
         s0[j] = s1[j] = 0.f;
         if (g0 + j < T::kSplit) {
-          const F4 h = ml[(g0 + j - 1) * 32 + lane];
+          const Float4 h = ml[(g0 + j - 1) * 32 + lane];
           s0[j] = fast_exp2(h.x - use0);
           s1[j] = fast_exp2(h.y - use1);
           l[0] += h.z * s0[j];
@@ -767,7 +761,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       auto add_pairs = [&](int half, const float* scale) {
 #pragma unroll
         for (int d = 0; d < kBlocks; ++d) {
-          F2 x[kAtOnce];
+          Float2 x[kAtOnce];
 #pragma unroll
           for (int j = 0; j < kAtOnce; ++j)
             if (g0 + j < T::kSplit) x[j] = *pair(g0 + j, half, d);

@@ -8,6 +8,14 @@ namespace flashjit_cuda {
 typedef unsigned int u32;
 typedef unsigned short u16;
 
+// fp32 vectors moved as one 8- or 16-byte load or store.
+struct __align__(8) Float2 {
+  float x, y;
+};
+struct __align__(16) Float4 {
+  float x, y, z, w;
+};
+
 // Not volatile: the conversion is a pure function of the pointer, so the compiler may share it
 // (as volatile asm, every call re-read the CTA's shared-memory window: an S2R per copy).
 __device__ __forceinline__ u32 smem_addr(const void* p) {

@@ -8,10 +8,6 @@
 
 namespace flashjit_cuda {
 
-struct __align__(8) Float2 {
-  float x, y;
-};
-
 // CTA (x, 0, b), 4 warps: warp w takes row r = 4 x + w of sequence b, i.e. query r / h, head r % h.
 template <class Cfg>
 __device__ __forceinline__ void flash_combine(const FwdParams& p) {
@@ -30,6 +26,7 @@ __device__ __forceinline__ void flash_combine(const FwdParams& p) {
   // splits, globaltimer trace, H100).
   constexpr int kCols = (DV + 63) / 64;  // each lane owns columns 2 lane + 64 c, c < kCols
   constexpr int kChunk = kCols <= 2 ? 16 : 8;
+  static_assert(32 % kChunk == 0, "a chunk's weights sit in one group of 32 lanes");
   const int n = p.num_splits;
   const long long split_stride = (long long)p.accum_rows * DV;
   const float* lse_row = p.lse_accum + a;
