@@ -4,7 +4,8 @@
 // --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
 // rotary through a plan); --splits-sweep: decode rows for every num_splits too; --d N: one head
 // dim; --load-probe: (internal) report cache-hit load times from a warm cache. Environment:
-// FLASHJIT_BENCH_SCRUB, FLASHJIT_BENCH_DECODE_SHAPES (below).
+// FLASHJIT_BENCH_SCRUB, FLASHJIT_BENCH_DECODE_SHAPES (below), FLASHJIT_BENCH_PREFILL_API=kvcache
+// (prefill through flash_attn_with_kvcache on dense tensors instead of flash_attn_varlen).
 #include <unistd.h>
 
 #include <algorithm>
@@ -166,11 +167,27 @@ void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int re
   a.cu_seqlens_q = a.cu_seqlens_k = Tensor::contiguous(cu_d.data(), DType::kInt32, {b + 1}, kGpu);
   a.max_seqlen_q = a.max_seqlen_k = s;
   a.causal = causal;
+  // The same batch as dense (b, s, h, d) tensors through flash_attn_with_kvcache (a contiguous
+  // cache of s keys per sequence): SDPA's layout, with no per-sequence lengths to read.
+  flashjit::KvcacheArgs dense;
+  dense.q = Tensor::contiguous(q.data(), DType::kBFloat16, {b, s, h, d}, kGpu);
+  dense.k_cache = Tensor::contiguous(k.data(), DType::kBFloat16, {b, s, hk, d}, kGpu);
+  dense.v_cache = Tensor::contiguous(v.data(), DType::kBFloat16, {b, s, hk, d}, kGpu);
+  dense.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, s, h, d}, kGpu);
+  dense.causal = causal;
+  dense.num_splits = 1;
+  const char* api = std::getenv("FLASHJIT_BENCH_PREFILL_API");
+  const bool use_dense = api && std::strcmp(api, "kvcache") == 0;
+  auto run = [&] {
+    if (use_dense)
+      flashjit::flash_attn_with_kvcache(dense);
+    else
+      flashjit::flash_attn_varlen(a);
+  };
   const std::string label = "prefill d" + std::to_string(d) + (causal ? " causal" : "");
-  first_call(
-      label, [&] { flashjit::flash_attn_varlen(a); }, probe);
+  first_call(label, run, probe);
   if (probe) return;
-  const double ms = median_ms([&] { flashjit::flash_attn_varlen(a); }, reps);
+  const double ms = median_ms(run, reps);
   const double flops = 4.0 * b * h * double(s) * s * d / (causal ? 2 : 1);
   std::printf(
       "{\"kind\": \"prefill\", \"D\": %d, \"S\": %d, \"B\": %d, \"H\": %d, \"Hk\": %d, "
