@@ -5,7 +5,8 @@
 // rotary through a plan); --splits-sweep: decode rows for every num_splits too; --d N: one head
 // dim; --load-probe: (internal) report cache-hit load times from a warm cache. Environment:
 // FLASHJIT_BENCH_SCRUB, FLASHJIT_BENCH_DECODE_SHAPES (below), FLASHJIT_BENCH_PREFILL_API=kvcache
-// (prefill through flash_attn_with_kvcache on dense tensors instead of flash_attn_varlen).
+// (prefill through flash_attn_with_kvcache on dense tensors instead of flash_attn_varlen, the
+// default "varlen").
 #include <unistd.h>
 
 #include <algorithm>
@@ -61,16 +62,25 @@ DeviceBuffer int_buffer(const std::vector<int32_t>& host) {
   return b;
 }
 
+// Environment variable `name`: `fallback` when unset or empty; a value other than `fallback` and
+// `alternative` stops the bench with a message rather than measuring something else.
+std::string env_choice(const char* name, const char* fallback, const char* alternative) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return fallback;
+  if (std::strcmp(e, fallback) != 0 && std::strcmp(e, alternative) != 0) {
+    std::fprintf(stderr, "%s: expected %s or %s, got %s\n", name, fallback, alternative, e);
+    std::exit(2);
+  }
+  return e;
+}
+
 // Triton's do_bench (the peers' timer) clears the L2 before every timed call; so does this one,
 // so that a KV cache smaller than the L2 (B=1 x 8k is 34 MB, the H200's L2 50 MB) is read from
 // DRAM as in serving, where other layers' caches evict it.
 // FLASHJIT_BENCH_SCRUB=read instead reads 256 MiB (a flashjit decode over a 256 MiB cache), which
 // leaves the L2 full of clean lines: a memset leaves it dirty, and the timed kernel then pays for
 // writing those lines back.
-bool scrub_by_read() {
-  const char* e = std::getenv("FLASHJIT_BENCH_SCRUB");
-  return e && std::strcmp(e, "read") == 0;
-}
+bool scrub_by_read() { return env_choice("FLASHJIT_BENCH_SCRUB", "write", "read") == "read"; }
 
 struct L2Scrub {
   DeviceBuffer buf{size_t{256} << 20, false};
@@ -176,8 +186,7 @@ void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int re
   dense.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, s, h, d}, kGpu);
   dense.causal = causal;
   dense.num_splits = 1;
-  const char* api = std::getenv("FLASHJIT_BENCH_PREFILL_API");
-  const bool use_dense = api && std::strcmp(api, "kvcache") == 0;
+  const bool use_dense = env_choice("FLASHJIT_BENCH_PREFILL_API", "varlen", "kvcache") == "kvcache";
   auto run = [&] {
     if (use_dense)
       flashjit::flash_attn_with_kvcache(dense);
