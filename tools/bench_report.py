@@ -202,6 +202,9 @@ def main():
     print(f"- device: {peers.get('device', DASH)} ({peers.get('sm_count', DASH)} SMs), "
           f"torch {peers.get('torch', DASH)}")
     print(f"- copy ceiling (read + write): {cell(peers.get('copy_tbps', peers.get('copy_TBps')), '{:.2f}')} TB/s")
+    api = next((r.get("prefill_api") for r in mine if r.get("kind") == "meta"), "varlen")
+    via = "flash_attn_with_kvcache on dense tensors" if api == "kvcache" else "flash_attn_varlen"
+    print(f"- flashjit prefill through: {via}")
     # How the L2 was cleared before each timed call: "write" (do_bench's memset) or "read".
     mine_scrub = next((r.get("scrub") for r in mine if r.get("kind") == "meta"), "write")
     peers_scrub = peers.get("scrub", "write")

@@ -82,6 +82,8 @@ std::string env_choice(const char* name, const char* fallback, const char* alter
 // writing those lines back.
 bool scrub_by_read() { return env_choice("FLASHJIT_BENCH_SCRUB", "write", "read") == "read"; }
 
+std::string prefill_api() { return env_choice("FLASHJIT_BENCH_PREFILL_API", "varlen", "kvcache"); }
+
 struct L2Scrub {
   DeviceBuffer buf{size_t{256} << 20, false};
   bool read = scrub_by_read();
@@ -186,7 +188,7 @@ void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int re
   dense.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, s, h, d}, kGpu);
   dense.causal = causal;
   dense.num_splits = 1;
-  const bool use_dense = env_choice("FLASHJIT_BENCH_PREFILL_API", "varlen", "kvcache") == "kvcache";
+  const bool use_dense = prefill_api() == "kvcache";
   auto run = [&] {
     if (use_dense)
       flashjit::flash_attn_with_kvcache(dense);
@@ -321,7 +323,8 @@ int main(int argc, char** argv) {
   if (!probe) {
     if (!mkdtemp(dir)) return 1;
     setenv("FLASHJIT_CACHE_DIR", dir, 1);  // a fresh cache: first calls compile
-    std::printf("{\"kind\": \"meta\", \"scrub\": \"%s\"}\n", scrub_by_read() ? "read" : "write");
+    std::printf("{\"kind\": \"meta\", \"scrub\": \"%s\", \"prefill_api\": \"%s\"}\n",
+                scrub_by_read() ? "read" : "write", prefill_api().c_str());
   }
   CUdevice dev;
   CUcontext ctx;
