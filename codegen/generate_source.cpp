@@ -250,6 +250,12 @@ CudaRowStrides cuda_row_strides(const KernelKey& key) {
   return swizzle ? swizzled : CudaRowStrides{swizzled.qk + 8, swizzled.v + 8};
 }
 
+bool cuda_column_warps(const KernelKey& key) {
+  const int dvp = round16(key.head_dim_v);
+  return key.block_m != 16 && key.num_warps % 2 == 0 && key.block_m == 16 * key.num_warps &&
+         dvp > 128 && key.block_n % 64 == 0 && dvp % (16 * key.num_warps) == 0;
+}
+
 // Mirrors flashjit_cuda::Traits (the generated source asserts that they agree).
 CudaLaunchShape cuda_launch_shape(const KernelKey& key) {
   if (key.op == KernelOp::kMergeStates) return CudaLaunchShape{kCudaAuxThreads, 0};
@@ -264,6 +270,8 @@ CudaLaunchShape cuda_launch_shape(const KernelKey& key) {
                       split * stages * (key.block_n * q_stride + key.block_n * v_stride)) *
                          2 +
                      128 + key.block_m * 8;
+  // Column warps: P of the block (bf16) and one float per row.
+  if (cuda_column_warps(key)) shape.smem_bytes += key.block_m * key.block_n * 2 + key.block_m * 4;
   return shape;
 }
 

@@ -60,6 +60,10 @@ CudaRowStrides cuda_row_strides(const KernelKey& key);
 int cuda_key_warp_buffer_bytes(const KernelKey& key, CudaRowStrides strides);
 int cuda_merge_state_bytes(const KernelKey& key);
 
+// Row tiles of one m16 tile a warp with head_dim_v above 128 (templates/cuda/flash_fwd.cuh,
+// Traits::kColumnWarps): each warp accumulates O of all rows for its share of the columns.
+bool cuda_column_warps(const KernelKey& key);
+
 // Source of the CUDA kernel for a canonical, supported CUDA key. Deterministic.
 std::string generate_cuda_source(const KernelKey& key);
 

@@ -53,8 +53,21 @@ struct Traits {
   // keep them in registers, which the accumulators need (128 x 64 d128 tiles spill otherwise).
   static constexpr int kTileBytes = 128;
   static constexpr int kIvBytes = kTileBytes + BM * 8;
+  // Column warps (row tiles of one m16 tile a warp, head_dim_v above 128): warp w computes S and
+  // the softmax of rows [16 w, 16 w + 16) as usual, but P (bf16) and the rows' rescale factors go
+  // through shared memory, and warp w accumulates O of all BM rows for columns [w DVo, w DVo +
+  // DVo). Every V fragment then feeds BM / 16 MMAs instead of one. These tiles are bound by
+  // shared-memory instructions (halving the V ldmatrix, results aside, ran d256 8-9 % faster):
+  // per warp and 64-key block 136 instead of 144 (P stored by stmatrix on sm_90), measured d256
+  // +0.5-2 % (H100). NOTE: with a third barrier (P published after the V barrier) it was 1-2 %
+  // slower; P goes out before that barrier instead.
+  static constexpr bool kColumnWarps = kSplit == 1 && kMT == 1 && kWarps % 2 == 0 && DVp > 128 &&
+                                       BN % 64 == 0 && DVp % (16 * kWarps) == 0;
+  static constexpr int kMTo = kColumnWarps ? BM / 16 : kMT;                // O m-tiles of a warp
+  static constexpr int DVo = kColumnWarps ? DVp / kWarps : DVp;            // O columns of a warp
+  static constexpr int kPBytes = kColumnWarps ? BM * BN * 2 + BM * 4 : 0;  // P, a float a row
   static constexpr int kSmemBytes =
-      (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2 + kIvBytes;
+      (kQElems + kSplit * kStages * (kKElems + kVElems)) * 2 + kIvBytes + kPBytes;
   static_assert(BM % 16 == 0 && BM <= 128, "block_m: 16 rows per warp, at most 8 warps");
   static_assert(BN % 16 == 0, "block_n must be a multiple of 16");
   static_assert(kSplit > 1 ? kStages == 1 || kStages == 2 : kStages >= 1 && kStages <= 3,
@@ -329,6 +342,10 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   KeyInterval* s_iv = reinterpret_cast<KeyInterval*>(sq + T::kQElems + T::kTileBytes / 2);
   u16* sk = reinterpret_cast<u16*>(s_iv + T::BM);
   u16* sv = sk + T::kStages * T::kKElems;
+  u16* sp = sv + T::kStages * T::kVElems;                        // column warps: P
+  float* s_rowf = reinterpret_cast<float*>(sp + T::BM * T::BN);  // column warps: a float a row
+  // Row mt 16 + 8 h + q at (8 h + q) kMTo + mt: a lane's rows of all m-tiles are adjacent.
+  auto rowf_index = [](int row) { return (row % 16) * T::kMTo + row / 16; };
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp % T::kRowWarps;  // row warp
   const int wg = warp / T::kRowWarps;  // key warp (0 without key splitting)
@@ -411,16 +428,17 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     nblocks = b1 - b0;
   }
   float m[kR], l[kR];
-  float o[kMT][DVp / 8][4];
+  float o[T::kMTo][T::DVo / 8][4];
 #pragma unroll
   for (int r = 0; r < kR; ++r) {
     m[r] = neg_inf();
     l[r] = 0.f;
   }
 #pragma unroll
-  for (int mt = 0; mt < kMT; ++mt)
+  for (int mt = 0; mt < T::kMTo; ++mt)
 #pragma unroll
-    for (int d = 0; d < DVp / 8; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
+    for (int d = 0; d < T::DVo / 8; ++d)
+      o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
 
   // Scores stay unscaled where the scale commutes with the row maximum (see softmax).
   const bool raw_scores = !Cfg::kSoftcap && p.score_scale > 0.f;
@@ -526,6 +544,36 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           s[mt][n][e] = fast_exp2(fmaf(s[mt][n][e], exp_scale, -use[2 * mt + e / 2]));
           l[2 * mt + e / 2] += s[mt][n][e];
         }
+    if constexpr (T::kColumnWarps) {
+      // P and the rows' rescale factors go to shared memory; every warp rescales its columns of
+      // O after the barrier in accumulate. P's 16-byte chunks are XOR-swizzled by the row.
+#if __CUDA_ARCH__ >= 900
+      // Matrices (rows 0-7 | 8-15) x (columns of key tiles 2 j | 2 j + 1): lane L gives row
+      // 16 wm + 8 ((L / 8) % 2) + L % 8 of key tile 2 j + L / 16.
+      const int prow = wm * 16 + ((lane / 8) % 2) * 8 + lane % 8;
+      const u32 p_row = smem_addr(sp) + prow * BN * 2;
+#pragma unroll
+      for (int j = 0; j < BN / 16; ++j)
+        stmatrix_x4(p_row + (((2 * j + lane / 16) ^ (lane & 7)) * 16),
+                    pack2<kBf16>(s[0][2 * j][0], s[0][2 * j][1]),
+                    pack2<kBf16>(s[0][2 * j][2], s[0][2 * j][3]),
+                    pack2<kBf16>(s[0][2 * j + 1][0], s[0][2 * j + 1][1]),
+                    pack2<kBf16>(s[0][2 * j + 1][2], s[0][2 * j + 1][3]));
+#else
+      const int r0 = row_of(0);
+#pragma unroll
+      for (int n = 0; n < BN / 8; ++n) {
+        const int c = ((n ^ (r0 & 7)) * 8) + 2 * (lane % 4);  // rows r0 and r0 + 8: same swizzle
+        *(u32*)(sp + r0 * BN + c) = pack2<kBf16>(s[0][n][0], s[0][n][1]);
+        *(u32*)(sp + (r0 + 8) * BN + c) = pack2<kBf16>(s[0][n][2], s[0][n][3]);
+      }
+#endif
+      if (lane % 4 == 0) {
+        s_rowf[rowf_index(row_of(0))] = alpha[0];
+        s_rowf[rowf_index(row_of(1))] = alpha[1];
+      }
+      return;
+    }
     // O is rescaled only when some row's maximum moved (after the first blocks it rarely does):
     // decode tiles are bound by instruction issue, and this is DV / 2 multiplies per lane.
     bool moved = false;
@@ -547,9 +595,58 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     qk(k);
     softmax(n0);
   };
-  auto accumulate = [&](const u16* v) {
+  auto accumulate = [&](const u16* v, bool published = false) {
     const u32 v_lane = opaque(smem_addr(v) + (lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride * 2);
     const u32 v_col = lane_col<T>(lane / 16, lane);
+    if constexpr (T::kColumnWarps) {
+      if (!published) __syncthreads();  // every row's P and rescale factor are in shared memory
+      float alpha[2][T::kMTo];          // rows mt 16 + lane / 4 + 8 h: contiguous in s_rowf
+      bool moved = false;
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int mt = 0; mt < T::kMTo; mt += 2) {
+          const Float2 a =
+              *reinterpret_cast<const Float2*>(s_rowf + rowf_index(mt * 16 + lane / 4 + 8 * h));
+          alpha[h][mt] = a.x;
+          alpha[h][mt + 1] = a.y;
+          moved |= a.x != 1.f || a.y != 1.f;
+        }
+      if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+        for (int mt = 0; mt < T::kMTo; ++mt)
+#pragma unroll
+          for (int d = 0; d < T::DVo / 8; ++d) {
+            o[mt][d][0] *= alpha[0][mt];
+            o[mt][d][1] *= alpha[0][mt];
+            o[mt][d][2] *= alpha[1][mt];
+            o[mt][d][3] *= alpha[1][mt];
+          }
+      }
+      // A fragments of P: row mt 16 + lane % 16, chunk 2 kk + lane / 16 (swizzled by lane % 8).
+      const u32 p_lane = smem_addr(sp) + (lane % 16) * BN * 2;
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        u32 a[T::kMTo][4];
+#pragma unroll
+        for (int mt = 0; mt < T::kMTo; ++mt)
+          ldmatrix_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3],
+                      p_lane + mt * 16 * BN * 2 + ((2 * kk + lane / 16) ^ (lane & 7)) * 16);
+#pragma unroll
+        for (int d2 = 0; d2 < T::DVo / 16; ++d2) {
+          u32 b0, b1, b2, b3;
+          ldmatrix_x4_trans(
+              b0, b1, b2, b3,
+              v_lane + kk * 16 * T::kVStride * 2 + chunk_pair<T>(wm * (T::DVo / 16) + d2, v_col));
+#pragma unroll
+          for (int mt = 0; mt < T::kMTo; ++mt) {
+            mma_16816<kBf16>(o[mt][2 * d2], a[mt], b0, b1);
+            mma_16816<kBf16>(o[mt][2 * d2 + 1], a[mt], b2, b3);
+          }
+        }
+      }
+      return;
+    }
     // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
@@ -593,13 +690,15 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       load_kv<Cfg, T::kThreads, kLoadV>(p, tk, n0, n_hi, sk, sv, threadIdx.x);
       cp_async_commit();
       qk(sk);
+      // Column warps publish P before the barrier, which then also makes every row's P visible.
+      if constexpr (T::kColumnWarps) softmax(n0);
       cp_async_wait_all();  // V of block blk has landed
       __syncthreads();      // ... for every thread; all warps are done with K of block blk
       if (blk + 1 < nblocks)
         load_kv<Cfg, T::kThreads, kLoadK>(p, tk, n0 + BN, n_hi, sk, sv, threadIdx.x);
       cp_async_commit();
-      softmax(n0);
-      accumulate(sv);
+      if constexpr (!T::kColumnWarps) softmax(n0);
+      accumulate(sv, T::kColumnWarps);
     }
     if (nblocks == 0) __syncthreads();  // the epilogue reads the tile from shared memory
   } else if constexpr (T::kSplit == 1) {
@@ -777,11 +876,14 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 
   // Epilogue: row sums across the quad, sinks, normalization, output and LSE.
   u16* out = (u16*)p.out;
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    if (row_of(r) >= tk.nrows) continue;
+  auto accum_row = [&](int i, int hq) {  // split-KV partials: row (q row) * h + hq
+    const long long row0 =
+        Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[tk.b] : (long long)tk.b * p.seqlen_q;
+    return (row0 + i) * p.num_heads + hq;
+  };
+  // Row r of this lane (below nrows): its query index and head, 1 / l with the sink folded in,
+  // and the LSE, written where the call wants it (or the split's partial LSE).
+  auto finish_row = [&](int r, float& inv) {
     int i, hq;
     row_coords<Cfg>(p, tk, row_of(r), i, hq);
     float mf = m[r], lr = l[r], o_scale = 1.f;
@@ -794,38 +896,81 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         lr = lr * o_scale + exp2f(sink - mf);
       }
     }
-    const float inv = lr > 0.f ? o_scale / lr : 0.f;
+    inv = lr > 0.f ? o_scale / lr : 0.f;
     const float lse = lr > 0.f ? (mf + log2f(lr)) * 0.69314718055994531f : neg_inf();
-    if constexpr (Cfg::kSplitKV) {  // fp32 partials for the combine entry
-      const long long acc_row0 =
-          Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[tk.b] : (long long)tk.b * p.seqlen_q;
-      const long long a = (acc_row0 + i) * p.num_heads + hq;
-      const int split = tile_split<Cfg>(p);
-      float* prow = p.out_accum + (split * p.accum_rows + a) * T::DV;
+    if (lane % 4 != 0) return;
+    if constexpr (Cfg::kSplitKV) {
+      p.lse_accum[tile_split<Cfg>(p) * p.accum_rows + accum_row(i, hq)] = lse;
+    } else if constexpr (Cfg::kLse) {
+      p.lse[tk.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
+          lse;
+    }
+  };
+  // Where O row `row` goes: its fp32 partial row (split-KV, for the combine entry) or its row of
+  // out; put() stores columns col, col + 1 there.
+  auto row_dst = [&](int row, float*& prow, u16*& orow) {
+    int i, hq;
+    row_coords<Cfg>(p, tk, row, i, hq);
+    prow = nullptr;
+    orow = nullptr;
+    if constexpr (Cfg::kSplitKV)
+      prow = p.out_accum + (tile_split<Cfg>(p) * p.accum_rows + accum_row(i, hq)) * T::DV;
+    else
+      orow = out + tk.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
+  };
+  auto put = [&](float* prow, u16* orow, int col, float x, float y) {
+    if (col >= T::DV) return;
+    if constexpr (Cfg::kSplitKV) {
+      prow[col] = x;
+      prow[col + 1] = y;
+    } else {
+      *(u32*)(orow + col) = pack2<kBf16>(x, y);
+    }
+  };
+  if constexpr (T::kColumnWarps) {
+    // Row owners finish their rows and publish 1 / l; then every warp writes its columns of all
+    // rows.
+    __syncthreads();  // every warp has read the last block's rescale factors
 #pragma unroll
-      for (int d = 0; d < DVp / 8; ++d) {
-        const int col = d * 8 + 2 * (lane % 4);
-        if (col < T::DV) {
-          prow[col] = o[r / 2][d][2 * (r % 2)] * inv;
-          prow[col + 1] = o[r / 2][d][2 * (r % 2) + 1] * inv;
-        }
+    for (int r = 0; r < kR; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+      float inv = 0.f;
+      if (row_of(r) < tk.nrows) finish_row(r, inv);
+      if (lane % 4 == 0) s_rowf[rowf_index(row_of(r))] = inv;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int mt = 0; mt < T::kMTo; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = mt * 16 + lane / 4 + 8 * h;
+        if (row >= tk.nrows) continue;
+        const float inv = s_rowf[rowf_index(row)];
+        float* prow;
+        u16* orow;
+        row_dst(row, prow, orow);
+#pragma unroll
+        for (int d = 0; d < T::DVo / 8; ++d)
+          put(prow, orow, wm * T::DVo + d * 8 + 2 * (lane % 4), o[mt][d][2 * h] * inv,
+              o[mt][d][2 * h + 1] * inv);
       }
-      if (lane % 4 == 0) p.lse_accum[split * p.accum_rows + a] = lse;
-      continue;
-    }
-    u16* orow = out + tk.o_base + (long long)i * p.o_row_stride + (long long)hq * p.o_head_stride;
+    return;
+  }
 #pragma unroll
-    for (int d = 0; d < DVp / 8; ++d) {
-      const int col = d * 8 + 2 * (lane % 4);
-      if (col < T::DV)
-        *(u32*)(orow + col) =
-            pack2<kBf16>(o[r / 2][d][2 * (r % 2)] * inv, o[r / 2][d][2 * (r % 2) + 1] * inv);
-    }
-    if constexpr (Cfg::kLse) {
-      if (lane % 4 == 0)
-        p.lse[tk.lse_base + (long long)hq * p.lse_head_stride + (long long)i * p.lse_row_stride] =
-            lse;
-    }
+  for (int r = 0; r < kR; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    if (row_of(r) >= tk.nrows) continue;
+    float inv;
+    finish_row(r, inv);
+    float* prow;
+    u16* orow;
+    row_dst(row_of(r), prow, orow);
+#pragma unroll
+    for (int d = 0; d < T::DVo / 8; ++d)
+      put(prow, orow, d * 8 + 2 * (lane % 4), o[r / 2][d][2 * (r % 2)] * inv,
+          o[r / 2][d][2 * (r % 2) + 1] * inv);
   }
 }
 
