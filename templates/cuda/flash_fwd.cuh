@@ -572,23 +572,23 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         s_rowf[rowf_index(row_of(0))] = alpha[0];
         s_rowf[rowf_index(row_of(1))] = alpha[1];
       }
-      return;
-    }
-    // O is rescaled only when some row's maximum moved (after the first blocks it rarely does):
-    // decode tiles are bound by instruction issue, and this is DV / 2 multiplies per lane.
-    bool moved = false;
+    } else {
+      // O is rescaled only when some row's maximum moved (after the first blocks it rarely
+      // does): decode tiles are bound by instruction issue, and this is DV / 2 multiplies a lane.
+      bool moved = false;
 #pragma unroll
-    for (int r = 0; r < kR; ++r) moved |= alpha[r] != 1.f;
-    if (__any_sync(0xffffffffu, moved)) {
+      for (int r = 0; r < kR; ++r) moved |= alpha[r] != 1.f;
+      if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
-      for (int mt = 0; mt < kMT; ++mt)
+        for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-        for (int d = 0; d < DVp / 8; ++d) {
-          o[mt][d][0] *= alpha[2 * mt];
-          o[mt][d][1] *= alpha[2 * mt];
-          o[mt][d][2] *= alpha[2 * mt + 1];
-          o[mt][d][3] *= alpha[2 * mt + 1];
-        }
+          for (int d = 0; d < DVp / 8; ++d) {
+            o[mt][d][0] *= alpha[2 * mt];
+            o[mt][d][1] *= alpha[2 * mt];
+            o[mt][d][2] *= alpha[2 * mt + 1];
+            o[mt][d][3] *= alpha[2 * mt + 1];
+          }
+      }
     }
   };
   auto scores = [&](const u16* k, int n0) {
@@ -645,28 +645,28 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           }
         }
       }
-      return;
-    }
-    // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
+    } else {
+      // O += P V: the S accumulators of two key tiles are the A operand of one 16-key step.
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      u32 a[kMT][4];
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) {
-        a[mt][0] = pack2<kBf16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        a[mt][1] = pack2<kBf16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        a[mt][2] = pack2<kBf16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        a[mt][3] = pack2<kBf16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
-#pragma unroll
-      for (int d2 = 0; d2 < DVp / 16; ++d2) {
-        u32 b0, b1, b2, b3;
-        ldmatrix_x4_trans(b0, b1, b2, b3,
-                          v_lane + kk * 16 * T::kVStride * 2 + chunk_pair<T>(d2, v_col));
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        u32 a[kMT][4];
 #pragma unroll
         for (int mt = 0; mt < kMT; ++mt) {
-          mma_16816<kBf16>(o[mt][2 * d2], a[mt], b0, b1);
-          mma_16816<kBf16>(o[mt][2 * d2 + 1], a[mt], b2, b3);
+          a[mt][0] = pack2<kBf16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+          a[mt][1] = pack2<kBf16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+          a[mt][2] = pack2<kBf16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+          a[mt][3] = pack2<kBf16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int d2 = 0; d2 < DVp / 16; ++d2) {
+          u32 b0, b1, b2, b3;
+          ldmatrix_x4_trans(b0, b1, b2, b3,
+                            v_lane + kk * 16 * T::kVStride * 2 + chunk_pair<T>(d2, v_col));
+#pragma unroll
+          for (int mt = 0; mt < kMT; ++mt) {
+            mma_16816<kBf16>(o[mt][2 * d2], a[mt], b0, b1);
+            mma_16816<kBf16>(o[mt][2 * d2 + 1], a[mt], b2, b3);
+          }
         }
       }
     }
@@ -955,22 +955,22 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           put(prow, orow, wm * T::DVo + d * 8 + 2 * (lane % 4), o[mt][d][2 * h] * inv,
               o[mt][d][2 * h + 1] * inv);
       }
-    return;
-  }
+  } else {
 #pragma unroll
-  for (int r = 0; r < kR; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    if (row_of(r) >= tk.nrows) continue;
-    float inv;
-    finish_row(r, inv);
-    float* prow;
-    u16* orow;
-    row_dst(row_of(r), prow, orow);
+    for (int r = 0; r < kR; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+      if (row_of(r) >= tk.nrows) continue;
+      float inv;
+      finish_row(r, inv);
+      float* prow;
+      u16* orow;
+      row_dst(row_of(r), prow, orow);
 #pragma unroll
-    for (int d = 0; d < T::DVo / 8; ++d)
-      put(prow, orow, d * 8 + 2 * (lane % 4), o[r / 2][d][2 * (r % 2)] * inv,
-          o[r / 2][d][2 * (r % 2) + 1] * inv);
+      for (int d = 0; d < T::DVo / 8; ++d)
+        put(prow, orow, d * 8 + 2 * (lane % 4), o[r / 2][d][2 * (r % 2)] * inv,
+            o[r / 2][d][2 * (r % 2) + 1] * inv);
+    }
   }
 }
 
