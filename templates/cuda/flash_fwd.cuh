@@ -237,11 +237,22 @@ __device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j
 
 constexpr int kLoadK = 1, kLoadV = 2;  // which of K and V load_kv copies
 
+// Rows that load_kv's row walks take at a time: the largest power of two whose rows of `chunks`
+// 16-byte columns fit `threads` (the other threads idle), 0 if not one row fits. E.g. d192 with
+// 128 threads: 4 rows of 24 columns (96 threads).
+__device__ constexpr int walk_rows(int threads, int chunks) {
+  int rows = chunks <= threads ? 1 : 0;
+  while (rows > 0 && rows * 2 * chunks <= threads) rows *= 2;
+  return rows;
+}
+
 // Issues the cp.async copies of keys [n0, n0 + BN) of K and V (kParts) into one stage; keys at or
 // past n_end and the head-dim padding are zero-filled without reading. kN threads (tid < kN) share
-// the work: where kN is a multiple of the 16-byte chunks per row, each thread keeps one chunk
-// column and walks the rows, so that a key's K and V rows share one address computation (decode is
-// bound by instruction issue as much as by DRAM).
+// the work: where K and V rows have as many 16-byte chunks, each thread keeps one chunk column and
+// walks the rows (walk_rows at a time), so that a key's K and V rows share one address computation
+// (decode is bound by instruction issue as much as by DRAM). NOTE: d 80, 96 and 192 took the
+// per-chunk path below while this one needed kN to be a multiple of the chunks: d192 prefill ran
+// at half d256's rate.
 template <class Cfg, int kN, int kParts = kLoadK | kLoadV>
 __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n0, int n_end,
                                         u16* sk, u16* sv, int tid) {
@@ -249,10 +260,13 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
   const u16* k = (const u16*)p.k;
   const u16* v = (const u16*)p.v;
   constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
-  if constexpr (!Cfg::kPagedKV && kChunksK == kChunksV && kN % kChunksK == 0) {
+  constexpr int kWalkRows = kChunksK == kChunksV ? walk_rows(kN, kChunksK) : 0;
+  if constexpr (!Cfg::kPagedKV && kWalkRows > 0) {
     // Contiguous K/V: source pointers advance by a fixed stride and shared-memory addresses sit
     // at fixed offsets from one base, so a full block costs a few instructions per copy.
-    constexpr int kStep = kN / kChunksK, kRows = (T::BN + kStep - 1) / kStep;
+    constexpr int kStep = kWalkRows, kRows = (T::BN + kStep - 1) / kStep;
+    if constexpr (kStep * kChunksK < kN)
+      if (tid >= kStep * kChunksK) return;
     const int ch = tid % kChunksK, r0 = tid / kChunksK;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
     const int row = n0 + r0;
@@ -290,8 +304,10 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       kp += k_step;
       vp += v_step;
     }
-  } else if constexpr (kChunksK == kChunksV && kN % kChunksK == 0) {
-    constexpr int kStep = kN / kChunksK;
+  } else if constexpr (kWalkRows > 0) {
+    constexpr int kStep = kWalkRows;
+    if constexpr (kStep * kChunksK < kN)
+      if (tid >= kStep * kChunksK) return;
     const int ch = tid % kChunksK;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
     KvRowWalk<Cfg> walk(p, t, n0 + tid / kChunksK);
