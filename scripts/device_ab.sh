@@ -37,7 +37,7 @@ import collections, json, sys
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    shape = tuple((k, r[k]) for k in ("kind", "D", "S", "B", "Sk", "H", "Hk", "page", "causal",
+    shape = tuple((k, r[k]) for k in ("kind", "D", "DV", "S", "B", "Sk", "H", "Hk", "page", "causal",
                                       "num_splits")
                   if k in r)
     val = r.get("tflops", r.get("tbps"))

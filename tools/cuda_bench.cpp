@@ -3,7 +3,8 @@
 // tools/bench_report.py, which sets them beside the PyTorch peers of tools/bench_peers.py.
 // --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
 // rotary through a plan); --splits-sweep: decode rows for every num_splits too; --d N: one head
-// dim; --load-probe: (internal) report cache-hit load times from a warm cache. Environment:
+// dim (80, 96 and 192 only so), --dv M with it: head_dim_v M; --load-probe: (internal) report
+// cache-hit load times from a warm cache. Environment:
 // FLASHJIT_BENCH_SCRUB, FLASHJIT_BENCH_DECODE_SHAPES (below), FLASHJIT_BENCH_PREFILL_API=kvcache
 // (prefill through flash_attn_with_kvcache on dense tensors instead of flash_attn_varlen, the
 // default "varlen").
@@ -164,18 +165,18 @@ void first_call(const std::string& label, F&& fn, bool probe) {
   }
 }
 
-void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int reps) {
+void prefill(int d, int dv, int s, int b, int h, int hk, bool causal, bool probe, int reps) {
   const int64_t total = int64_t{b} * s;
-  DeviceBuffer q(total * h * d * 2, true), k(total * hk * d * 2, true), v(total * hk * d * 2, true),
-      o(total * h * d * 2, false);
+  DeviceBuffer q(total * h * d * 2, true), k(total * hk * d * 2, true),
+      v(total * hk * dv * 2, true), o(total * h * dv * 2, false);
   std::vector<int32_t> cu(b + 1);
   for (int i = 0; i <= b; ++i) cu[i] = i * s;
   DeviceBuffer cu_d = int_buffer(cu);
   flashjit::VarlenArgs a;
   a.q = Tensor::contiguous(q.data(), DType::kBFloat16, {total, h, d}, kGpu);
   a.k = Tensor::contiguous(k.data(), DType::kBFloat16, {total, hk, d}, kGpu);
-  a.v = Tensor::contiguous(v.data(), DType::kBFloat16, {total, hk, d}, kGpu);
-  a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {total, h, d}, kGpu);
+  a.v = Tensor::contiguous(v.data(), DType::kBFloat16, {total, hk, dv}, kGpu);
+  a.out = Tensor::contiguous(o.data(), DType::kBFloat16, {total, h, dv}, kGpu);
   a.cu_seqlens_q = a.cu_seqlens_k = Tensor::contiguous(cu_d.data(), DType::kInt32, {b + 1}, kGpu);
   a.max_seqlen_q = a.max_seqlen_k = s;
   a.causal = causal;
@@ -184,8 +185,8 @@ void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int re
   flashjit::KvcacheArgs dense;
   dense.q = Tensor::contiguous(q.data(), DType::kBFloat16, {b, s, h, d}, kGpu);
   dense.k_cache = Tensor::contiguous(k.data(), DType::kBFloat16, {b, s, hk, d}, kGpu);
-  dense.v_cache = Tensor::contiguous(v.data(), DType::kBFloat16, {b, s, hk, d}, kGpu);
-  dense.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, s, h, d}, kGpu);
+  dense.v_cache = Tensor::contiguous(v.data(), DType::kBFloat16, {b, s, hk, dv}, kGpu);
+  dense.out = Tensor::contiguous(o.data(), DType::kBFloat16, {b, s, h, dv}, kGpu);
   dense.causal = causal;
   dense.num_splits = 1;
   const bool use_dense = prefill_api() == "kvcache";
@@ -195,15 +196,17 @@ void prefill(int d, int s, int b, int h, int hk, bool causal, bool probe, int re
     else
       flashjit::flash_attn_varlen(a);
   };
-  const std::string label = "prefill d" + std::to_string(d) + (causal ? " causal" : "");
+  std::string label = "prefill d" + std::to_string(d);
+  if (dv != d) label.append("x").append(std::to_string(dv));
+  if (causal) label.append(" causal");
   first_call(label, run, probe);
   if (probe) return;
   const double ms = median_ms(run, reps);
-  const double flops = 4.0 * b * h * double(s) * s * d / (causal ? 2 : 1);
+  const double flops = 2.0 * b * h * double(s) * s * (d + dv) / (causal ? 2 : 1);
   std::printf(
-      "{\"kind\": \"prefill\", \"D\": %d, \"S\": %d, \"B\": %d, \"H\": %d, \"Hk\": %d, "
-      "\"causal\": %s, \"tflops\": %.1f, \"ms\": %.4f}\n",
-      d, s, b, h, hk, causal ? "true" : "false", flops / ms / 1e9, ms);
+      "{\"kind\": \"prefill\", \"D\": %d, \"DV\": %d, \"S\": %d, \"B\": %d, \"H\": %d, "
+      "\"Hk\": %d, \"causal\": %s, \"tflops\": %.1f, \"ms\": %.4f}\n",
+      d, dv, s, b, h, hk, causal ? "true" : "false", flops / ms / 1e9, ms);
   std::fflush(stdout);
 }
 
@@ -304,7 +307,7 @@ void decode_append(int b, int sk, int page, int reps, int num_splits) {
 int main(int argc, char** argv) {
   bool quick = false, probe = false, prefill_only = false, decode_only = false, append_only = false;
   bool splits_sweep = false;
-  int only_d = 0;
+  int only_d = 0, only_dv = 0;  // --d N [--dv M]: one head dim (head_dim_v M)
   for (int i = 1; i < argc; ++i) {
     quick |= std::strcmp(argv[i], "--quick") == 0;
     probe |= std::strcmp(argv[i], "--load-probe") == 0;
@@ -313,6 +316,7 @@ int main(int argc, char** argv) {
     append_only |= std::strcmp(argv[i], "--append-only") == 0;
     splits_sweep |= std::strcmp(argv[i], "--splits-sweep") == 0;
     if (std::strcmp(argv[i], "--d") == 0 && i + 1 < argc) only_d = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--dv") == 0 && i + 1 < argc) only_dv = std::atoi(argv[++i]);
   }
   std::string why;
   if (!flashjit::cuda::driver(&why)) {
@@ -340,12 +344,12 @@ int main(int argc, char** argv) {
         if ((quick && s > 1024) || (only_d ? d != only_d : !in_table) || decode_only || append_only)
           continue;
         for (bool causal : {false, true})
-          prefill(d, probe ? 128 : s, probe ? 1 : 16384 / s, 2048 / d, 2048 / d, causal, probe,
-                  reps);
+          prefill(d, only_dv ? only_dv : d, probe ? 128 : s, probe ? 1 : 16384 / s, 2048 / d,
+                  2048 / d, causal, probe, reps);
         if (probe) break;
       }
     if (!probe && !decode_only && !append_only && (!only_d || only_d == 128))
-      prefill(128, 4096, 4, 32, 8, true, false, reps);
+      prefill(128, 128, 4096, 4, 32, 8, true, false, reps);
     if (prefill_only) return 0;
     if (!probe)
       for (auto [b, sk] : std::vector<std::pair<int, int>>{

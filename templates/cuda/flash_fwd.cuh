@@ -247,27 +247,27 @@ __device__ constexpr int walk_rows(int threads, int chunks) {
 }
 
 // Issues the cp.async copies of keys [n0, n0 + BN) of K and V (kParts) into one stage; keys at or
-// past n_end and the head-dim padding are zero-filled without reading. kN threads (tid < kN) share
-// the work: where K and V rows have as many 16-byte chunks, each thread keeps one chunk column and
-// walks the rows (walk_rows at a time), so that a key's K and V rows share one address computation
-// (decode is bound by instruction issue as much as by DRAM). NOTE: d 80, 96 and 192 took the
+// past n_end and the head-dim padding are zero-filled without reading (load_kv_part: the parts
+// kParts, rows of kChunks 16-byte columns). kN threads (tid < kN) share the work: each thread keeps
+// one chunk column and walks the rows (walk_rows at a time), so that a key's K and V rows share one
+// address computation (decode is bound by instruction issue as much as by DRAM). NOTE: d 80, 96 and 192 took the
 // per-chunk path below while this one needed kN to be a multiple of the chunks: d192 prefill ran
 // at half d256's rate.
-template <class Cfg, int kN, int kParts = kLoadK | kLoadV>
-__device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n0, int n_end,
-                                        u16* sk, u16* sv, int tid) {
+template <class Cfg, int kN, int kParts, int kChunks>
+__device__ __forceinline__ void load_kv_part(const FwdParams& p, const Tile& t, int n0, int n_end,
+                                             u16* sk, u16* sv, int tid) {
   using T = Traits<Cfg>;
   const u16* k = (const u16*)p.k;
   const u16* v = (const u16*)p.v;
   constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
-  constexpr int kWalkRows = kChunksK == kChunksV ? walk_rows(kN, kChunksK) : 0;
+  constexpr int kWalkRows = walk_rows(kN, kChunks);
   if constexpr (!Cfg::kPagedKV && kWalkRows > 0) {
     // Contiguous K/V: source pointers advance by a fixed stride and shared-memory addresses sit
     // at fixed offsets from one base, so a full block costs a few instructions per copy.
     constexpr int kStep = kWalkRows, kRows = (T::BN + kStep - 1) / kStep;
-    if constexpr (kStep * kChunksK < kN)
-      if (tid >= kStep * kChunksK) return;
-    const int ch = tid % kChunksK, r0 = tid / kChunksK;
+    if constexpr (kStep * kChunks < kN)
+      if (tid >= kStep * kChunks) return;
+    const int ch = tid % kChunks, r0 = tid / kChunks;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
     const int row = n0 + r0;
     const u16* kp = k + (t.k_base + (long long)row * p.k_row_stride + ch * 8);
@@ -280,7 +280,8 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
     auto col = [&](int i) { return T::kSwizzle ? c0 ^ (u32)((i * kStep) % 8 * 16) : c0; };
     const u32 sk_row = smem_addr(sk + r0 * T::kQStride);
     const u32 sv_row = smem_addr(sv + r0 * T::kVStride);
-    if (n0 + T::BN <= n_end && (T::D == T::Dp || k_col) && (T::DV == T::DVp || v_col)) {
+    if (n0 + T::BN <= n_end && (!(kParts & kLoadK) || T::D == T::Dp || k_col) &&
+        (!(kParts & kLoadV) || T::DV == T::DVp || v_col)) {
 #pragma unroll
       for (int i = 0; i < kRows; ++i) {
         if (T::BN % kStep != 0 && r0 + i * kStep >= T::BN) break;
@@ -306,14 +307,14 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
     }
   } else if constexpr (kWalkRows > 0) {
     constexpr int kStep = kWalkRows;
-    if constexpr (kStep * kChunksK < kN)
-      if (tid >= kStep * kChunksK) return;
-    const int ch = tid % kChunksK;
+    if constexpr (kStep * kChunks < kN)
+      if (tid >= kStep * kChunks) return;
+    const int ch = tid % kChunks;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
-    KvRowWalk<Cfg> walk(p, t, n0 + tid / kChunksK);
+    KvRowWalk<Cfg> walk(p, t, n0 + tid / kChunks);
 #pragma unroll
     for (int i = 0; i < (T::BN + kStep - 1) / kStep; ++i) {
-      const int r = tid / kChunksK + i * kStep;
+      const int r = tid / kChunks + i * kStep;
       if (T::BN % kStep != 0 && r >= T::BN) break;
       const bool row = n0 + r < n_end;
       long long k_ofs = 0, v_ofs = 0;
@@ -344,6 +345,22 @@ __device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n
       cp_async_16(smem_addr(sv + tile_offset<T, T::kVStride>(r, ch)),
                   valid ? v + v_ofs + ch * 8 : v, valid ? 16 : 0);
     }
+  }
+}
+
+// K and V rows of one width share a walk; rows of different widths (e.g. d 192, dv 128) take
+// one walk each.
+template <class Cfg, int kN, int kParts = kLoadK | kLoadV>
+__device__ __forceinline__ void load_kv(const FwdParams& p, const Tile& t, int n0, int n_end,
+                                        u16* sk, u16* sv, int tid) {
+  using T = Traits<Cfg>;
+  constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
+  if constexpr (kChunksK == kChunksV || kParts != (kLoadK | kLoadV)) {
+    load_kv_part<Cfg, kN, kParts, (kParts & kLoadK) ? kChunksK : kChunksV>(p, t, n0, n_end, sk, sv,
+                                                                           tid);
+  } else {
+    load_kv_part<Cfg, kN, kLoadK, kChunksK>(p, t, n0, n_end, sk, sv, tid);
+    load_kv_part<Cfg, kN, kLoadV, kChunksV>(p, t, n0, n_end, sk, sv, tid);
   }
 }
 
