@@ -1,6 +1,6 @@
 """Time flashjit's GPU peers side by side in one process and write them as JSON.
 
-Usage: python3 tools/bench_peers.py OUT.json [--quick] [--decode-only]
+Usage: python3 tools/bench_peers.py OUT.json [--quick] [--decode-only | --prefill-only] [--d D]
 
 Measures (bf16, torch.randn inputs, triton.testing.do_bench median):
   - copy ceiling: device-to-device copy of a 2 GiB tensor, TB/s of bytes read + written;
@@ -28,6 +28,16 @@ DEV = "cuda"
 DT = torch.bfloat16
 QUICK = "--quick" in sys.argv[1:]
 DECODE_ONLY = "--decode-only" in sys.argv[1:]
+PREFILL_ONLY = "--prefill-only" in sys.argv[1:]
+
+
+def flag_value(name):
+    """The integer after `name` on the command line, or None."""
+    argv = sys.argv[1:]
+    return int(argv[argv.index(name) + 1]) if name in argv[:-1] else None
+
+
+ONLY_D = flag_value("--d")  # one head dim, as flashjit_cuda_bench --d
 WARMUP, REP = (5, 20) if QUICK else (25, 100)
 SCRUB = os.environ.get("FLASHJIT_BENCH_SCRUB", "write")
 _SCRUB_BUF = []
@@ -156,7 +166,9 @@ def copy_ceiling():
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    argv = sys.argv[1:]
+    values = {i + 1 for i, a in enumerate(argv) if a in ("--d", "--dv")}
+    args = [a for i, a in enumerate(argv) if not a.startswith("--") and i not in values]
     if len(args) != 1:
         sys.exit(__doc__)
     out = args[0]
@@ -174,14 +186,16 @@ def main():
         with open(out, "w") as f:  # rewrite after every row, so a crash keeps what was measured
             json.dump(res, f, indent=1)
 
-    for D in () if DECODE_ONLY else (64, 128, 256):
+    dims = () if DECODE_ONLY or flag_value("--dv") else (ONLY_D,) if ONLY_D else (64, 128, 256)
+    for D in dims:
         for S in (1024, 4096, 16384):
             B, H = 16384 // S, 2048 // D
             for causal in (False, True):
                 emit(prefill_row(D, S, B, H, H, causal))
-    if not DECODE_ONLY:
+    if not DECODE_ONLY and ONLY_D in (None, 128):
         emit(prefill_row(128, 4096, 4, 32, 8, True))  # GQA 32/8
-    for B, Sk in ((1, 8192), (8, 8192), (64, 4096), (128, 8192), (16, 32768)):
+    decode_shapes = ((1, 8192), (8, 8192), (64, 4096), (128, 8192), (16, 32768))
+    for B, Sk in () if PREFILL_ONLY else decode_shapes:
         emit(decode_row(B, Sk))
     print("peers done", flush=True)
 
