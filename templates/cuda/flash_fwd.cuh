@@ -250,9 +250,9 @@ __device__ constexpr int walk_rows(int threads, int chunks) {
 // past n_end and the head-dim padding are zero-filled without reading (load_kv_part: the parts
 // kParts, rows of kChunks 16-byte columns). kN threads (tid < kN) share the work: each thread keeps
 // one chunk column and walks the rows (walk_rows at a time), so that a key's K and V rows share one
-// address computation (decode is bound by instruction issue as much as by DRAM). NOTE: d 80, 96 and 192 took the
-// per-chunk path below while this one needed kN to be a multiple of the chunks: d192 prefill ran
-// at half d256's rate.
+// address computation (decode is bound by instruction issue as much as by DRAM). NOTE: d 80, 96 and
+// 192 took the per-chunk path below while this one needed kN to be a multiple of the chunks: d192
+// prefill ran at half d256's rate.
 template <class Cfg, int kN, int kParts, int kChunks>
 __device__ __forceinline__ void load_kv_part(const FwdParams& p, const Tile& t, int n0, int n_end,
                                              u16* sk, u16* sv, int tid) {
