@@ -114,6 +114,16 @@ std::vector<AttentionCase> level1_cases() {
       layout(n, c);
       cases.push_back(c);
     }
+  // Decode tiles x head dim (one query, GQA packed: the CUDA backend's key-warp tiles), split
+  // counts rotating: K/V loads of head dims whose 16-byte columns do not divide a warp's lanes.
+  for (auto hd : kHeadDims) {
+    if (hd.second > g_target.max_head_dim_v) continue;
+    AttentionCase c = base(DType::kBFloat16, hd, {1, 333}, ++n);
+    layout(n, c);
+    const int splits[] = {1, 3, 0};
+    c.num_splits = splits[n % 3];
+    cases.push_back(c);
+  }
   // dtype x mask.
   for (DType dt : kDTypes)
     for (Mask m : kMasks) {
