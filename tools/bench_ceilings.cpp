@@ -88,26 +88,18 @@ __attribute__((target("amx-tile,amx-bf16"))) double amx_gflops_one() {
   return iters * 4.0 * 16 * 16 * 32 * 2 / ms / 1e6;
 }
 
-// Reads p[0, n) once; returns when it started and ended (ms).
-struct Span {
-  double start = 0, end = 0;
-};
-
-__attribute__((target("avx512f"))) Span read_once(const float* p, size_t n) {
+// Reads p[0, n) once.
+__attribute__((target("avx512f"))) void read_once(const float* p, size_t n) {
   __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  Span span;
-  span.start = now_ms();
   for (size_t i = 0; i < n; i += 64) {
     s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
     s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
     s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
     s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
   }
-  span.end = now_ms();
   float sink[16];
   _mm512_storeu_ps(sink, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
   asm volatile("" ::"r"(sink[0]));
-  return span;
 }
 
 }  // namespace
@@ -130,17 +122,8 @@ double DramReadProbe::gbs() const {
   // Bytes of all threads over the time from the first start to the last end, as the kernels are
   // timed. NOTE: the sum of per-thread rates overstated two threads' read by 2-11 % (one thread
   // finishes first and the other then reads alone at a higher rate).
-  std::vector<Span> spans(threads_);
-  parallel_rate(threads_, [&](int t) {
-    spans[t] = read_once(data + t * per, per);
-    return 0.0;
-  });
-  double start = spans[0].start, end = spans[0].end;
-  for (const Span& s : spans) {
-    start = std::min(start, s.start);
-    end = std::max(end, s.end);
-  }
-  return static_cast<double>(per) * threads_ * sizeof(float) / (end - start) / 1e6;
+  const double ms = together_ms(threads_, [&](int t) { read_once(data + t * per, per); });
+  return static_cast<double>(per) * threads_ * sizeof(float) / ms / 1e6;
 }
 
 Ceilings measure_ceilings(int threads, bool amx, const DramReadProbe* dram) {

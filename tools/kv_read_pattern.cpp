@@ -5,11 +5,6 @@
 // Usage: flashjit_kv_read_pattern (prints GB/s of each order, 1 and 2 threads, 3 rounds).
 #include <immintrin.h>
 
-#include <algorithm>
-#include <atomic>
-#include <thread>
-#include <vector>
-
 #include "fmt/core.h"
 #include "tools/tool_common.h"
 
@@ -19,12 +14,11 @@ constexpr long kTokenBytes = 8 * 256;  // 8 KV heads x d 128 x bf16
 
 enum class Order { kSequential, kTileLoads };
 
-// Reads tokens [0, n) of `base` once in `order`; returns the time taken (ms).
-__attribute__((target("avx512f"))) double read_once(const char* base, long n, Order order) {
+// Reads tokens [0, n) of `base` once in `order`.
+__attribute__((target("avx512f"))) void read_once(const char* base, long n, Order order) {
   __m512 sum = _mm512_setzero_ps();
 #define FLASHJIT_READ_LINE(offset) \
   sum = _mm512_add_ps(sum, _mm512_loadu_ps(reinterpret_cast<const float*>(base + (offset))))
-  const double start = flashjit::tools::now_ms();
   if (order == Order::kSequential) {
     for (long i = 0; i < n * kTokenBytes; i += 64) FLASHJIT_READ_LINE(i);
   } else {
@@ -37,29 +31,17 @@ __attribute__((target("avx512f"))) double read_once(const char* base, long n, Or
                                  quarter * 64);
   }
 #undef FLASHJIT_READ_LINE
-  const double ms = flashjit::tools::now_ms() - start;
   float sink[16];
   _mm512_storeu_ps(sink, sum);
   asm volatile("" ::"r"(sink[0]));
-  return ms;
 }
 
-// GB/s of `threads` threads each reading its own `tokens` tokens: all bytes over the time from
-// the first start to the last end (the threads start together).
+// GB/s of `threads` threads each reading its own `tokens` tokens, over the time from the first
+// start to the last end.
 double read_gbs(const char* base, long tokens, Order order, int threads) {
-  std::vector<std::thread> pool;
-  std::atomic<int> ready{0};
-  const double start = flashjit::tools::now_ms();
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      ready++;
-      while (ready.load() < threads) {
-      }
-      read_once(base + t * tokens * kTokenBytes, tokens, order);
-    });
-  for (auto& th : pool) th.join();
-  return static_cast<double>(tokens) * kTokenBytes * threads / (flashjit::tools::now_ms() - start) /
-         1e6;
+  const double ms = flashjit::tools::together_ms(
+      threads, [&](int t) { read_once(base + t * tokens * kTokenBytes, tokens, order); });
+  return static_cast<double>(tokens) * kTokenBytes * threads / ms / 1e6;
 }
 
 }  // namespace

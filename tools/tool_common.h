@@ -2,10 +2,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "flashjit/flashjit.h"
@@ -50,6 +52,26 @@ inline double now_ms() {
   return std::chrono::duration<double, std::milli>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// Runs fn(t) for t < threads on as many threads, released together; returns the milliseconds
+// from the first thread's start to the last one's end (how a multi-threaded kernel is timed).
+template <typename F>
+double together_ms(int threads, F&& fn) {
+  std::vector<double> start(threads), end(threads);
+  std::vector<std::thread> pool;
+  std::atomic<int> ready{0};
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      ready++;
+      while (ready.load() < threads) {
+      }
+      start[t] = now_ms();
+      fn(t);
+      end[t] = now_ms();
+    });
+  for (auto& th : pool) th.join();
+  return *std::max_element(end.begin(), end.end()) - *std::min_element(start.begin(), start.end());
 }
 
 // Best and median of `reps` timed runs of fn (after one warm-up), in milliseconds.
