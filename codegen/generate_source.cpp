@@ -233,20 +233,10 @@ namespace {
 int round16(int x) { return (x + 15) / 16 * 16; }
 }  // namespace
 
-int cuda_key_warp_buffer_bytes(const KernelKey& key, CudaRowStrides strides) {
-  return key.num_warps * key.num_stages * key.block_n * (strides.qk + strides.v) * 2;
-}
-
-int cuda_merge_state_bytes(const KernelKey& key) {
-  return (key.num_warps - 1) * 32 * (round16(key.head_dim_v) / 2 + 4) * 4;
-}
-
 CudaRowStrides cuda_row_strides(const KernelKey& key) {
   const CudaRowStrides swizzled{round16(key.head_dim_qk), round16(key.head_dim_v)};
   const bool swizzle = swizzled.qk % 64 == 0 && swizzled.v % 64 == 0 &&
-                       (!cuda_tiles_split_keys(key.block_m, key.num_warps) ||
-                        (key.num_warps > 8 &&
-                         cuda_key_warp_buffer_bytes(key, swizzled) >= cuda_merge_state_bytes(key)));
+                       (!cuda_tiles_split_keys(key.block_m, key.num_warps) || key.num_warps > 8);
   return swizzle ? swizzled : CudaRowStrides{swizzled.qk + 8, swizzled.v + 8};
 }
 

@@ -55,11 +55,6 @@ struct CudaRowStrides {
 };
 CudaRowStrides cuda_row_strides(const KernelKey& key);
 
-// Decode tiles (key warps): the bytes of their K/V buffers with row strides `strides`, and the
-// bytes of the softmax states that every key warp but the first writes there to merge them.
-int cuda_key_warp_buffer_bytes(const KernelKey& key, CudaRowStrides strides);
-int cuda_merge_state_bytes(const KernelKey& key);
-
 // Row tiles of one m16 tile a warp with head_dim_v above 128 (templates/cuda/flash_fwd.cuh,
 // Traits::kColumnWarps): each warp accumulates O of all rows for its share of the columns.
 bool cuda_column_warps(const KernelKey& key);

@@ -65,15 +65,6 @@ int default_cuda_stages(int block_m, int num_warps) {
   return cuda_tiles_split_keys(block_m, num_warps) ? 1 : 2;
 }
 
-namespace {
-// The key warps of a decode tile merge their softmax states through their K/V buffers: every
-// warp but the first writes (m, l, O fragment) per lane there.
-bool merge_fits(const KernelKey& key) {
-  if (!cuda_tiles_split_keys(key.block_m, key.num_warps)) return true;
-  return cuda_key_warp_buffer_bytes(key, cuda_row_strides(key)) >= cuda_merge_state_bytes(key);
-}
-}  // namespace
-
 std::string cuda_tiles_unfit(const KernelKey& key) {
   const int max_warps = key.block_m == 16 ? 16 : 8;
   if (key.num_warps < 1 || key.num_warps > max_warps)
@@ -86,10 +77,6 @@ std::string cuda_tiles_unfit(const KernelKey& key) {
   if (split ? key.num_stages != 1 && key.num_stages != 2 : key.num_stages < 1 || key.num_stages > 3)
     return fmt::format("num_stages: expected {} for these tiles, got {}",
                        split ? "1 or 2" : "1 to 3", key.num_stages);
-  if (!merge_fits(key))
-    return fmt::format(
-        "block_n: {} keys per warp cannot hold the merged decode state of head_dim_v {}",
-        key.block_n, key.head_dim_v);
   const int smem = cuda_launch_shape(key).smem_bytes, limit = cuda_smem_limit(key.target.cpu);
   if (smem > limit)
     return fmt::format("shared memory: tiles {}x{} with {} warps need {} bytes, {} allows {}",
@@ -146,7 +133,6 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     return k;
   };
   auto smem = [&](const TileConfig& c) { return cuda_launch_shape(with(c)).smem_bytes; };
-  while (!merge_fits(with(t)) && t.block_n < 128) t.block_n *= 2;
   const int limit = cuda_smem_limit(key.target.cpu);
   while (smem(t) > limit && t.block_m == 16 && t.num_warps > 1) t.num_warps /= 2;
   while (smem(t) > limit && t.block_n > 16) t.block_n /= 2;

@@ -37,15 +37,10 @@ struct Traits {
   // the 8 rows an ldmatrix phase reads fall into distinct bank groups, and the 8 chunks a quarter
   // warp copies fill one aligned line. Other rows are padded by 16 bytes, which keeps ldmatrix
   // conflict-free, but cp.async then writes a line in 2-3 wavefronts and asks the L2 for 1.5x
-  // the sectors (ncu, d256 prefill: 121 M shared wavefronts vs 93 M). Key-warp tiles merge their
-  // states through their K/V buffers (key warp 0 keeps its own in registers): they keep the
-  // padding where the swizzled buffers are too small for that, and with 8 warps or fewer (the
-  // key with all six masking features spilled 8 bytes with swizzled rows).
-  static constexpr int kMergeFloats = DVp / 2 + 4;  // (m, l, O fragment) of a lane
-  static constexpr int kMergeBytes = (kWarps - 1) * 32 * kMergeFloats * 4;
-  static constexpr bool kSwizzle =
-      Dp % 64 == 0 && DVp % 64 == 0 &&
-      (kSplit == 1 || (kSplit > 8 && kSplit * kStages * BN * (Dp + DVp) * 2 >= kMergeBytes));
+  // the sectors (ncu, d256 prefill: 121 M shared wavefronts vs 93 M). Key-warp tiles with 8 warps
+  // or fewer keep the padding (the key with all six masking features spilled 8 bytes with
+  // swizzled rows).
+  static constexpr bool kSwizzle = Dp % 64 == 0 && DVp % 64 == 0 && (kSplit == 1 || kSplit > 8);
   static constexpr int kQStride = kSwizzle ? Dp : Dp + 8, kVStride = kSwizzle ? DVp : DVp + 8;
   static constexpr int kQElems = BM * kQStride, kKElems = BN * kQStride, kVElems = BN * kVStride;
   // The tile's coordinates (kTileBytes) and the rows' key intervals (BM KeyIntervals) sit between
@@ -77,8 +72,6 @@ struct Traits {
   static_assert(!Cfg::kLeftpad || !Cfg::kVarlenK, "left padding is a KV-cache feature");
   static_assert(DV <= 256, "head_dim_v above 256 does not fit the O accumulators in registers");
   static_assert(kMT >= 1 && kMT * 16 * kRowWarps == BM, "block_m must be 16 x row warps x kMT");
-  static_assert(kSplit == 1 || kSplit * kStages * (kKElems + kVElems) * 2 >= kMergeBytes,
-                "the key warps' K/V buffers must hold their merged states");
 };
 
 // Element offset of 16-byte chunk ch of row r in a tile whose rows are kStride elements apart.
@@ -804,107 +797,8 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       process(buffer(i), buffer(i) + T::kKElems, block_keys(i));
       __syncwarp();  // the next block overwrites the buffers
     }
-    // The append kernel completes before this grid does. Then the key warps' states merge: warps
-    // 1.. write (m, l, O fragment) per lane, key warp 0 merges them into its own. NOTE: spreading
-    // the merge over all warps (warp w merging fragments w mod kSplit) measured 5-27 % slower
-    // (decode with append, H200): every warp then runs the epilogue.
+    // The append kernel completes before this grid does (the epilogue merges the warps' states).
     if (!appended) grid_dependency_wait();
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    }
-    // Only rows below nrows are merged: a lane's O fragment holds rows lane / 4 (its "lo" pairs)
-    // and lane / 4 + 8 ("hi"), and decode fills few rows (GQA 4, one token: 4 of 16), so most of
-    // the fragment is padding. Per (warp, column block) the lanes' pairs are contiguous, for
-    // conflict-free 8-byte moves. NOTE: the merge cost 8 % of a batch-1 decode (H100: 1.38 vs
-    // 1.27 TB/s with it skipped): little of it in shared-memory traffic (whole fragments: 1.5 %
-    // slower), most in the latency of warp 0 taking states one at a time (below).
-    static_assert(T::kMergeFloats == 4 + DVp / 2, "merge space: (m, l) and lo / hi pairs per lane");
-    constexpr int kStates = T::kSplit - 1, kBlocks = DVp / 8;
-    Float4* ml = reinterpret_cast<Float4*>(sk);  // [state][lane]
-    Float2* pairs = reinterpret_cast<Float2*>(ml + kStates * 32);
-    auto pair = [&](int g, int half, int d) {  // [half][state][column block][lane]
-      return pairs + ((half * kStates + g - 1) * kBlocks + d) * 32 + lane;
-    };
-    // (The row count is read from the shared tile: a register held across the key loop for it
-    // made the 16-warp serving key spill.)
-    const int rows = ts.nrows;
-    const bool lo = row_of(0) < rows, hi = row_of(1) < rows;
-    __syncthreads();  // every warp is done with its K/V buffers
-    if (wg != 0) {
-      ml[(wg - 1) * 32 + lane] = Float4{m[0], m[1], l[0], l[1]};
-      if (lo)
-#pragma unroll
-        for (int d = 0; d < kBlocks; ++d) *pair(wg, 0, d) = Float2{o[0][d][0], o[0][d][1]};
-      if (hi)
-#pragma unroll
-        for (int d = 0; d < kBlocks; ++d) *pair(wg, 1, d) = Float2{o[0][d][2], o[0][d][3]};
-    }
-    __syncthreads();
-    if (wg != 0) return;
-    float mm[2] = {m[0], m[1]};
-#pragma unroll
-    for (int g = 1; g < T::kSplit; ++g) {
-      const Float4 h = ml[(g - 1) * 32 + lane];
-      mm[0] = fmaxf(mm[0], h.x);
-      mm[1] = fmaxf(mm[1], h.y);
-    }
-    const float use0 = mm[0] == neg_inf() ? 0.f : mm[0], use1 = mm[1] == neg_inf() ? 0.f : mm[1];
-    {
-      const float s0 = fast_exp2(m[0] - use0), s1 = fast_exp2(m[1] - use1);
-      l[0] *= s0;
-      l[1] *= s1;
-#pragma unroll
-      for (int d = 0; d < DVp / 8; ++d) {
-        o[0][d][0] *= s0;
-        o[0][d][1] *= s0;
-        o[0][d][2] *= s1;
-        o[0][d][3] *= s1;
-      }
-    }
-    // Four states at a time: their scales first, then column block by column block with the four
-    // states' pairs loaded at once, so that no load waits on the previous state's arithmetic.
-    // NOTE: state by state, warp 0's merge took 1.6 us of a batch-1 CTA (globaltimer trace,
-    // H100). 16 warps (128 registers) go state by state: four at once spilled there.
-    constexpr int kAtOnce = T::kThreads > 384 ? 1 : 4, kGroupsUnrolled = kAtOnce > 1 ? 4 : 1;
-#pragma unroll kGroupsUnrolled
-    for (int g0 = 1; g0 < T::kSplit; g0 += kAtOnce) {
-      float s0[kAtOnce], s1[kAtOnce];
-#pragma unroll
-      for (int j = 0; j < kAtOnce; ++j) {
-        s0[j] = s1[j] = 0.f;
-        if (g0 + j < T::kSplit) {
-          const Float4 h = ml[(g0 + j - 1) * 32 + lane];
-          s0[j] = fast_exp2(h.x - use0);
-          s1[j] = fast_exp2(h.y - use1);
-          l[0] += h.z * s0[j];
-          l[1] += h.w * s1[j];
-        }
-      }
-      // Rows lane / 4 (half 0, scales s0) or lane / 4 + 8 (half 1, scales s1).
-      auto add_pairs = [&](int half, const float* scale) {
-#pragma unroll
-        for (int d = 0; d < kBlocks; ++d) {
-          Float2 x[kAtOnce];
-#pragma unroll
-          for (int j = 0; j < kAtOnce; ++j)
-            if (g0 + j < T::kSplit) x[j] = *pair(g0 + j, half, d);
-#pragma unroll
-          for (int j = 0; j < kAtOnce; ++j)
-            if (g0 + j < T::kSplit) {
-              o[0][d][2 * half] += x[j].x * scale[j];
-              o[0][d][2 * half + 1] += x[j].y * scale[j];
-            }
-        }
-      };
-      if (lo) add_pairs(0, s0);
-      if (hi) add_pairs(1, s1);
-    }
-    m[0] = mm[0];
-    m[1] = mm[1];
-    // The sums are already across the quad: the epilogue's reduction must see them once.
-    if (lane % 4 != 0) l[0] = l[1] = 0.f;
   }
 
   // Epilogue: row sums across the quad, sinks, normalization, output and LSE.
@@ -916,22 +810,24 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   };
   // Row r of this lane (below nrows): its query index and head, 1 / l with the sink folded in,
   // and the LSE, written where the call wants it (or the split's partial LSE).
-  auto finish_row = [&](int r, float& inv) {
+  // Row `row` with maximum mr and sum lr (its final state): 1 / l with the sink folded in, and
+  // the LSE, written (where write_lse) where the call wants it (or the split's partial LSE).
+  auto finish = [&](int row, float mr, float lr, float& inv, bool write_lse) {
     int i, hq;
-    row_coords<Cfg>(p, tk, row_of(r), i, hq);
-    float mf = m[r], lr = l[r], o_scale = 1.f;
+    row_coords<Cfg>(p, tk, row, i, hq);
+    float mf = mr, o_scale = 1.f;
     if constexpr (Cfg::kSinks) {
       // A sequence with no keys keeps LSE -inf (spec 3.4); split-KV counts the sink in split 0.
       if (tk.lk > 0 && tile_split<Cfg>(p) == 0) {
         const float sink = sink_logit(p, hq) * 1.4426950408889634f;
-        mf = fmaxf(sink, m[r]);
-        o_scale = exp2f(m[r] - mf);
+        mf = fmaxf(sink, mr);
+        o_scale = exp2f(mr - mf);
         lr = lr * o_scale + exp2f(sink - mf);
       }
     }
     inv = lr > 0.f ? o_scale / lr : 0.f;
     const float lse = lr > 0.f ? (mf + log2f(lr)) * 0.69314718055994531f : neg_inf();
-    if (lane % 4 != 0) return;
+    if (!write_lse) return;
     if constexpr (Cfg::kSplitKV) {
       p.lse_accum[tile_split<Cfg>(p) * p.accum_rows + accum_row(i, hq)] = lse;
     } else if constexpr (Cfg::kLse) {
@@ -939,6 +835,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           lse;
     }
   };
+  auto finish_row = [&](int r, float& inv) { finish(row_of(r), m[r], l[r], inv, lane % 4 == 0); };
   // Where O row `row` goes: its fp32 partial row (split-KV, for the combine entry) or its row of
   // out; put() stores columns col, col + 1 there.
   auto row_dst = [&](int row, float*& prow, u16*& orow) {
@@ -960,7 +857,76 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       *(u32*)(orow + col) = pack2<kBf16>(x, y);
     }
   };
-  if constexpr (T::kColumnWarps) {
+  if constexpr (T::kSplit > 1) {
+    // Key warps: every warp's state (row maxima and sums, O) goes to shared memory, then each
+    // thread merges one (row, column pair) over the warps and finishes it. O moves in passes of
+    // the rows the K/V buffers hold (one pass for decode: GQA 4, one token fills 4 of 16 rows).
+    // NOTE: warp 0 merging the other warps' states in turn cost 8 % of a batch-1 decode (H100:
+    // 1.38 vs 1.27 TB/s with the merge skipped), mostly in the latency of that chain.
+    // Space (the K/V buffers): (m, l) of every warp's rows, then O rows of every warp, padded
+    // by 8 floats so that the 8-byte stores of 8 rows fall into distinct banks. A 16-key buffer
+    // holds far more than one row a warp, so every tile fits.
+    constexpr int kOStride = DVp + 8, kMlFloats = T::kSplit * T::BM * 2;
+    constexpr int kRowsFit = (T::kSplit * T::kStages * (T::kKElems + T::kVElems) / 2 - kMlFloats) /
+                             (T::kSplit * kOStride);
+    constexpr int kPassRows = kRowsFit < T::BM ? kRowsFit : T::BM;
+    static_assert(kPassRows >= 1, "the K/V buffers must hold one merged row per warp");
+    Float2* s_ml = reinterpret_cast<Float2*>(sk);           // [warp][row]
+    float* s_o = reinterpret_cast<float*>(sk) + kMlFloats;  // [warp][row - r0][kOStride]
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+    // (The row count is read from the shared tile: a register held across the key loop for it
+    // made the 16-warp serving key spill.)
+    const int rows = ts.nrows;
+    __syncthreads();  // every warp is done with Q and its K/V buffers
+    if (lane % 4 == 0) {
+      s_ml[wg * T::BM + row_of(0)] = Float2{m[0], l[0]};
+      s_ml[wg * T::BM + row_of(1)] = Float2{m[1], l[1]};
+    }
+    for (int r0 = 0; r0 < rows; r0 += kPassRows) {
+      if (r0 > 0) __syncthreads();  // the previous pass is read
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int rr = row_of(h) - r0;
+        if (rr >= 0 && rr < kPassRows && row_of(h) < rows) {
+          float* dst = s_o + (wg * kPassRows + rr) * kOStride + 2 * (lane % 4);
+#pragma unroll
+          for (int d = 0; d < DVp / 8; ++d)
+            *reinterpret_cast<Float2*>(dst + d * 8) = Float2{o[0][d][2 * h], o[0][d][2 * h + 1]};
+        }
+      }
+      __syncthreads();
+      constexpr int kPairs = T::DV / 2;
+      const int n_items = (rows - r0 < kPassRows ? rows - r0 : kPassRows) * kPairs;
+      for (int item = threadIdx.x; item < n_items; item += T::kThreads) {
+        const int rr = item / kPairs, col = item % kPairs * 2, row = r0 + rr;
+        float mx = neg_inf();
+#pragma unroll
+        for (int w = 0; w < T::kSplit; ++w) mx = fmaxf(mx, s_ml[w * T::BM + row].x);
+        const float use = mx == neg_inf() ? 0.f : mx;
+        float lr = 0.f, ox = 0.f, oy = 0.f;
+#pragma unroll
+        for (int w = 0; w < T::kSplit; ++w) {
+          const Float2 ml = s_ml[w * T::BM + row];
+          const Float2 x =
+              *reinterpret_cast<const Float2*>(s_o + (w * kPassRows + rr) * kOStride + col);
+          const float sc = fast_exp2(ml.x - use);
+          lr += ml.y * sc;
+          ox += x.x * sc;
+          oy += x.y * sc;
+        }
+        float inv;
+        finish(row, mx, lr, inv, col == 0);
+        float* prow;
+        u16* orow;
+        row_dst(row, prow, orow);
+        put(prow, orow, col, ox * inv, oy * inv);
+      }
+    }
+  } else if constexpr (T::kColumnWarps) {
     // Row owners finish their rows and publish 1 / l; then every warp writes its columns of all
     // rows.
     __syncthreads();  // every warp has read the last block's rescale factors

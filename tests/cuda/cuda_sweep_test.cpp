@@ -89,5 +89,35 @@ TEST_F(CudaMetamorphic, RepeatedLaunchesAreBitwiseIdentical) {
   EXPECT_EQ(0, std::memcmp(a.out.data(), b.out.data(), a.out.size() * sizeof(double)));
 }
 
+// Decode tiles merge their key warps' states through their K/V buffers in passes of the rows
+// that fit there: the 16-warp tile (chosen for 128 or more (sequence, KV head) tiles) holds 14 of
+// its 16 rows, so four packed query tokens of GQA 4 take two passes, split or not.
+class CudaDecodeMerge : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+TEST_P(CudaDecodeMerge, SixteenRowsMergeInTwoPasses) {
+  AttentionCase c;
+  c.device = Device{DeviceType::kCUDA, 0};
+  c.batch = 16;
+  c.num_heads = 32;
+  c.num_heads_k = 8;
+  c.head_dim = 128;
+  c.seqlen_q = 4;
+  c.seqlen_k = 301;
+  c.cache_seqlens = true;
+  c.random_lengths = true;
+  c.page_size = 16;
+  c.sinks = true;
+  c.num_splits = GetParam();
+  c.seed = 4242;
+  expect_matches_reference(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Splits, CudaDecodeMerge, ::testing::Values(1, 3));
+
 }  // namespace
 }  // namespace flashjit::testing
