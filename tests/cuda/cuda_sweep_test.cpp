@@ -100,21 +100,19 @@ class CudaDecodeMerge : public ::testing::TestWithParam<int> {
 };
 
 TEST_P(CudaDecodeMerge, SixteenRowsMergeInTwoPasses) {
-  AttentionCase c;
-  c.device = Device{DeviceType::kCUDA, 0};
-  c.batch = 16;
-  c.num_heads = 32;
-  c.num_heads_k = 8;
-  c.head_dim = 128;
-  c.seqlen_q = 4;
-  c.seqlen_k = 301;
-  c.cache_seqlens = true;
-  c.random_lengths = true;
-  c.page_size = 16;
-  c.sinks = true;
-  c.num_splits = GetParam();
-  c.seed = 4242;
-  expect_matches_reference(c);
+  expect_matches_reference(AttentionCase{.device = Device{DeviceType::kCUDA, 0},
+                                         .batch = 16,
+                                         .num_heads = 32,
+                                         .num_heads_k = 8,
+                                         .head_dim = 128,
+                                         .seqlen_q = 4,
+                                         .seqlen_k = 301,
+                                         .random_lengths = true,
+                                         .page_size = 16,
+                                         .cache_seqlens = true,
+                                         .sinks = true,
+                                         .num_splits = GetParam(),
+                                         .seed = 4242});
 }
 
 INSTANTIATE_TEST_SUITE_P(Splits, CudaDecodeMerge, ::testing::Values(1, 3));

@@ -34,8 +34,8 @@ struct AttentionCase {
   bool sinks = false;
   bool lse = true;
   bool strided = false;  // q/k/v/out as views into larger buffers
-  std::optional<bool> pack_gqa;
-  std::optional<double> softmax_scale;
+  std::optional<bool> pack_gqa{};
+  std::optional<double> softmax_scale{};
   // kvcache updates (spec section 4): seqlen_new keys appended per sequence (cache_seqlens is
   // implied); ragged_new draws lengths in [0, seqlen_new] with cu_seqlens_k_new.
   int seqlen_new = 0;
@@ -44,7 +44,7 @@ struct AttentionCase {
   bool rotary_interleaved = true;
   bool rotary_seqlens = false;    // positions from rotary_seqlens (random) instead of cache_seqlens
   bool leftpad = false;           // cache_leftpad in [0, cache_seqlens]
-  std::optional<int> num_splits;  // unset: the API's default
+  std::optional<int> num_splits{};  // unset: the API's default
   uint64_t seed = 1;
 
   std::string name() const;  // identity for test names
