@@ -152,7 +152,7 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
     deep.num_stages = 2;
     KernelKey k = with(deep);
     k.num_stages = 2;
-    if (cuda_tiles_unfit(k).empty()) return deep;  // shared memory, merge space, stage rules
+    if (cuda_tiles_unfit(k).empty()) return deep;  // shared memory and stage rules
   }
   return t;
 }
