@@ -42,8 +42,8 @@ struct AttentionCase {
   bool ragged_new = false;
   double rotary_fraction = 0;  // rotary_dim = floor(fraction * d / 16) * 16
   bool rotary_interleaved = true;
-  bool rotary_seqlens = false;    // positions from rotary_seqlens (random) instead of cache_seqlens
-  bool leftpad = false;           // cache_leftpad in [0, cache_seqlens]
+  bool rotary_seqlens = false;  // positions from rotary_seqlens (random) instead of cache_seqlens
+  bool leftpad = false;         // cache_leftpad in [0, cache_seqlens]
   std::optional<int> num_splits{};  // unset: the API's default
   uint64_t seed = 1;
 
