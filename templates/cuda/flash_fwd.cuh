@@ -808,8 +808,6 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
         Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[tk.b] : (long long)tk.b * p.seqlen_q;
     return (row0 + i) * p.num_heads + hq;
   };
-  // Row r of this lane (below nrows): its query index and head, 1 / l with the sink folded in,
-  // and the LSE, written where the call wants it (or the split's partial LSE).
   // Row `row` with maximum mr and sum lr (its final state): 1 / l with the sink folded in, and
   // the LSE, written (where write_lse) where the call wants it (or the split's partial LSE).
   auto finish = [&](int row, float mr, float lr, float& inv, bool write_lse) {
@@ -835,6 +833,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
           lse;
     }
   };
+  // Row r of this lane (below nrows), from the lane's own state.
   auto finish_row = [&](int r, float& inv) { finish(row_of(r), m[r], l[r], inv, lane % 4 == 0); };
   // Where O row `row` goes: its fp32 partial row (split-KV, for the combine entry) or its row of
   // out; put() stores columns col, col + 1 there.
@@ -881,7 +880,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     // (The row count is read from the shared tile: a register held across the key loop for it
     // made the 16-warp serving key spill.)
     const int rows = ts.nrows;
-    __syncthreads();  // every warp is done with Q and its K/V buffers
+    __syncthreads();  // every warp is done with its K/V buffers
     if (lane % 4 == 0) {
       s_ml[wg * T::BM + row_of(0)] = Float2{m[0], l[0]};
       s_ml[wg * T::BM + row_of(1)] = Float2{m[1], l[1]};
