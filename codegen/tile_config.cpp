@@ -144,9 +144,12 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
   // Few tiles (the call will split its keys; decode at small batch): 12 key warps that each load
   // their next block while computing, where it fits. Measured (H200, append step, graph replay):
   // B=1 s_k 8k 23.0 -> 20.7 us, 32k 53.1 -> 50.9; at B >= 64 (many tiles) 16 x 1 is as fast or
-  // 1 % faster, and 8 x 2 is slower everywhere.
+  // 1 % faster, and 8 x 2 is slower everywhere. Since the key warps merge in parallel (H100,
+  // 8 KV heads): B=8 (64 tiles) append step 2.43 TB/s with 16 x 1 vs 2.37-2.38 with 12 x 2,
+  // plain decode equal; B=1 (8 tiles) s_k 8k 12 x 2 still faster (1.33 vs 1.29-1.31), 32k equal.
+  // The bound between them, 32 tiles, is not measured.
   if (t.block_m == 16 && t.num_warps == 16 &&
-      1LL * std::max(problem.batch, 1) * std::max(problem.head_groups, 1) < 128) {
+      1LL * std::max(problem.batch, 1) * std::max(problem.head_groups, 1) < 32) {
     TileConfig deep = t;
     deep.num_warps = 12;
     deep.num_stages = 2;

@@ -153,6 +153,24 @@ TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
       }
 }
 
+// Decode tiles (one row block of 16): 12 key warps of two stages for few (sequence, head group)
+// tiles, 16 warps of one stage from 32 tiles on (docs/PERF.md, session 11).
+TEST(DefaultCudaTiles, DecodeKeyWarpsByTileCount) {
+  KernelKey k;
+  k.backend = Backend::kCuda;
+  k.target = Target{"nvptx64-nvidia-cuda", "sm_90a", ""};
+  k.head_dim_qk = k.head_dim_v = 128;
+  const TileConfig few = default_cuda_tiles(k, TileProblem{4, 8, 1, 1});   // 8 tiles
+  const TileConfig many = default_cuda_tiles(k, TileProblem{4, 8, 8, 1});  // 64 tiles
+  const TileConfig edge = default_cuda_tiles(k, TileProblem{4, 8, 4, 1});  // 32 tiles
+  EXPECT_EQ(few.block_m, 16);
+  EXPECT_EQ(few.num_warps, 12);
+  EXPECT_EQ(few.num_stages, 2);
+  EXPECT_EQ(many.num_warps, 16);
+  EXPECT_EQ(many.num_stages, 1);
+  EXPECT_EQ(edge.num_warps, 16);
+}
+
 // Tiles the CUDA template cannot instantiate are refused up front, naming the limit.
 TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   KernelKey k;
