@@ -90,7 +90,7 @@ TEST_F(CudaMetamorphic, RepeatedLaunchesAreBitwiseIdentical) {
 }
 
 // Decode tiles merge their key warps' states through their K/V buffers in passes of the rows
-// that fit there: the 16-warp tile (chosen for 128 or more (sequence, KV head) tiles) holds 14 of
+// that fit there: the 16-warp tile (chosen for 32 or more (sequence, KV head) tiles) holds 14 of
 // its 16 rows, so four packed query tokens of GQA 4 take two passes, split or not.
 class CudaDecodeMerge : public ::testing::TestWithParam<int> {
  protected:
@@ -113,6 +113,26 @@ TEST_P(CudaDecodeMerge, SixteenRowsMergeInTwoPasses) {
                                          .sinks = true,
                                          .num_splits = GetParam(),
                                          .seed = 4242});
+}
+
+// The 16-warp tile also takes decode steps from 32 tiles on: an append with rotary, paged, at
+// 32 (sequence, KV head) tiles.
+TEST_P(CudaDecodeMerge, SixteenWarpsAppendRotated) {
+  expect_matches_reference(AttentionCase{.device = Device{DeviceType::kCUDA, 0},
+                                         .batch = 8,
+                                         .num_heads = 16,
+                                         .num_heads_k = 4,
+                                         .head_dim = 128,
+                                         .seqlen_q = 1,
+                                         .seqlen_k = 300,
+                                         .random_lengths = true,
+                                         .page_size = 16,
+                                         .cache_seqlens = true,
+                                         .sinks = true,
+                                         .seqlen_new = 1,
+                                         .rotary_fraction = 1,
+                                         .num_splits = GetParam(),
+                                         .seed = 4343});
 }
 
 INSTANTIATE_TEST_SUITE_P(Splits, CudaDecodeMerge, ::testing::Values(1, 3));
