@@ -8,12 +8,9 @@ namespace flashjit_cuda {
 typedef unsigned int u32;
 typedef unsigned short u16;
 
-// fp32 vectors moved as one 8- or 16-byte load or store.
+// Two floats moved as one 8-byte load or store.
 struct __align__(8) Float2 {
   float x, y;
-};
-struct __align__(16) Float4 {
-  float x, y, z, w;
 };
 
 // Not volatile: the conversion is a pure function of the pointer, so the compiler may share it
