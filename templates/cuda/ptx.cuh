@@ -34,6 +34,24 @@ __device__ __forceinline__ void cp_async_16(u32 dst, const void* src, int src_by
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                "r"(src_bytes));
 }
+// L2 cache policies (createpolicy, sm_80+): a 64-bit value that cp_async_16_hint attaches to its
+// copy. Not volatile, so that one policy serves every copy of a loop.
+__device__ __forceinline__ unsigned long long l2_policy_evict_first() {
+  unsigned long long r;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(r));
+  return r;
+}
+__device__ __forceinline__ unsigned long long l2_policy_evict_normal() {
+  unsigned long long r;
+  asm("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(r));
+  return r;
+}
+// cp_async_16 with an L2 cache policy for the lines it reads.
+__device__ __forceinline__ void cp_async_16_hint(u32 dst, const void* src, int src_bytes,
+                                                 unsigned long long policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst),
+               "l"(src), "r"(src_bytes), "l"(policy));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>  // until at most N of this thread's newest commit groups are pending
 __device__ __forceinline__ void cp_async_wait() {
