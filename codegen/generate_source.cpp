@@ -62,6 +62,7 @@ struct KernelConfig {{
   static constexpr bool kLeftpad = {leftpad};
   static constexpr bool kRotary = {rotary};
   static constexpr bool kUseAmx = {use_amx};
+  static constexpr bool kUseBf16Dot = {use_bf16_dot};
 }};
 
 }}  // namespace
@@ -312,7 +313,8 @@ std::string generate_cpu_source(const KernelKey& key) {
       fmt::arg("split_kv", cpp_bool(key.split_kv)), fmt::arg("append_kv", cpp_bool(key.append_kv)),
       fmt::arg("leftpad", cpp_bool(key.leftpad)), fmt::arg("rotary", cpp_bool(key.rotary)),
       fmt::arg("extra_entries", extra_entries(key, kCpuCombineEntry, kCpuAppendEntry)),
-      fmt::arg("use_amx", cpp_bool(cpu_uses_amx(key))));
+      fmt::arg("use_amx", cpp_bool(cpu_uses_amx(key))),
+      fmt::arg("use_bf16_dot", cpp_bool(cpu_uses_bf16_dot(key))));
 }
 
 }  // namespace flashjit

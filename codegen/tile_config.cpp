@@ -19,6 +19,13 @@ bool cpu_uses_amx(const KernelKey& key) {
          key.target.has_feature("avx512f");
 }
 
+bool cpu_uses_bf16_dot(const KernelKey& key) {
+  return key.backend == Backend::kCpu && key.dtype_q == DType::kBFloat16 &&
+         key.dtype_kv == DType::kBFloat16 && !cpu_uses_amx(key) &&
+         key.target.has_feature("avx512bf16") && key.target.has_feature("avx512bw") &&
+         key.target.has_feature("avx512f");
+}
+
 // Rows along the vector lanes come in 16s. Tall row blocks pay off: every K/V block is packed once
 // per row block, and K/V rows of a (s, h, d) tensor sit h * d elements apart, so L2 set aliasing
 // keeps them from staying cached between row blocks. Worked example (d 128, fp32, one core):

@@ -27,6 +27,8 @@ struct TileProblem {
 
 // True when the CPU kernel for this key runs its matmuls on AMX (bf16 with amx-bf16 on the target).
 bool cpu_uses_amx(const KernelKey& key);
+// bf16 Q and K/V on AVX-512 BF16 without AMX: the pair dot product path (bf16_dot_tiles.h).
+bool cpu_uses_bf16_dot(const KernelKey& key);
 
 TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem);
 

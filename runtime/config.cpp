@@ -33,6 +33,7 @@ JitConfig read_config() {
   c.verbose = env_flag("FLASHJIT_VERBOSE");
   if (const char* d = std::getenv("FLASHJIT_DUMP_DIR")) c.dump_dir = d;
   c.disable_amx = env_flag("FLASHJIT_DISABLE_AMX");
+  c.disable_bf16_dot = env_flag("FLASHJIT_DISABLE_BF16_DOT");
   if (const char* t = std::getenv("FLASHJIT_CUDA_TILES")) {
     const int n = std::sscanf(t, "%d,%d,%d,%d", &c.cuda_block_m, &c.cuda_block_n, &c.cuda_num_warps,
                               &c.cuda_num_stages);

@@ -6,14 +6,15 @@
 namespace flashjit {
 
 struct JitConfig {
-  std::string cache_dir;         // FLASHJIT_CACHE_DIR (else XDG / home default; "" = memory only)
-  bool disable_jit = false;      // FLASHJIT_DISABLE_JIT=1: a cache miss is an error
-  bool validate = false;         // FLASHJIT_VALIDATE=1: check index values on every call
-  int num_threads = 0;           // FLASHJIT_NUM_THREADS (0 = hardware concurrency)
-  int lock_timeout_ms = 120000;  // FLASHJIT_LOCK_TIMEOUT_MS: wait for another process's compile
-  bool verbose = false;          // FLASHJIT_VERBOSE=1: one line per compile / load on stderr
-  std::string dump_dir;          // FLASHJIT_DUMP_DIR: write each generated source there
-  bool disable_amx = false;      // FLASHJIT_DISABLE_AMX=1: never use AMX tiles
+  std::string cache_dir;          // FLASHJIT_CACHE_DIR (else XDG / home default; "" = memory only)
+  bool disable_jit = false;       // FLASHJIT_DISABLE_JIT=1: a cache miss is an error
+  bool validate = false;          // FLASHJIT_VALIDATE=1: check index values on every call
+  int num_threads = 0;            // FLASHJIT_NUM_THREADS (0 = hardware concurrency)
+  int lock_timeout_ms = 120000;   // FLASHJIT_LOCK_TIMEOUT_MS: wait for another process's compile
+  bool verbose = false;           // FLASHJIT_VERBOSE=1: one line per compile / load on stderr
+  std::string dump_dir;           // FLASHJIT_DUMP_DIR: write each generated source there
+  bool disable_amx = false;       // FLASHJIT_DISABLE_AMX=1: never use AMX tiles
+  bool disable_bf16_dot = false;  // FLASHJIT_DISABLE_BF16_DOT=1: no vdpbf16ps (bf16 on fp32 FMA)
   // FLASHJIT_CUDA_TILES="block_m,block_n,num_warps[,num_stages]": replaces the CUDA tile heuristic
   // (for tuning experiments; an unsupported combination fails the call with a clear error).
   int cuda_block_m = 0, cuda_block_n = 0, cuda_num_warps = 0, cuda_num_stages = 0;

@@ -38,6 +38,7 @@ Target detect() {
     std::string name = f.getKey().str();
     bool on = f.getValue();
     if (name.rfind("amx", 0) == 0 && !amx_allowed) on = false;
+    if (name == "avx512bf16" && jit_config().disable_bf16_dot) on = false;
     list.push_back((on ? "+" : "-") + name);
   }
   // NOTE: sorted so that the string (part of the kernel key and digest) is stable across runs.

@@ -1,9 +1,11 @@
 // FlashAttention forward for the CPU. A work item is (sequence, kBlockH head groups, kBlockM query
 // rows); online softmax over blocks of kBlockN keys with fp32 accumulation; the matmuls run on AMX
-// (bf16 with AMX) or on fp32 vectors (everything else). Instantiated once per kernel key.
+// (bf16 with AMX), on bf16 pair dot products (bf16 with AVX-512 BF16 and no AMX) or on fp32
+// vectors (everything else). Instantiated once per kernel key.
 #pragma once
 
 #include "flashjit/cpu/amx_matmul.h"
+#include "flashjit/cpu/bf16_dot_tiles.h"
 #include "flashjit/cpu/fp32_tiles.h"
 #include "flashjit/cpu/kv_append.h"
 #include "flashjit/cpu/masks.h"
@@ -21,20 +23,23 @@ struct Shape {
   static constexpr int D = Cfg::kHeadDimQK, DV = Cfg::kHeadDimV;
   static constexpr int BM = Cfg::kBlockM, BN = Cfg::kBlockN, BH = Cfg::kBlockH;
   static constexpr bool kAmx = Cfg::kUseAmx;
-  static constexpr int Dp = kAmx ? round_up(D, 32) : round_up(D, 16);  // padded K rows
+  static constexpr bool kDot = Cfg::kUseBf16Dot;
+  // Padded K rows (the pair path's Q^T has round_up(D / 2, 16) pairs).
+  static constexpr int Dp = kAmx || kDot ? round_up(D, 32) : round_up(D, 16);
   static constexpr int DVp = round_up(DV, 16);
   static_assert(D % 8 == 0 && DV % 8 == 0, "head dims must be multiples of 8");
   static_assert(BM % 16 == 0, "block_m must be a multiple of 16");
   static_assert(BN % 32 == 0, "block_n must be a multiple of 32");
   static_assert(BH >= 1 && BH <= 16, "block_h must be in [1, 16]");
   static_assert(!kAmx || FLASHJIT_HAVE_AMX, "the AMX kernel needs a target with amx-bf16");
+  static_assert(!kDot || (FLASHJIT_HAVE_BF16_DOT && !kAmx), "bf16 pairs need avx512bf16");
 
   // Per-thread scratch, every region 64-byte aligned. First the regions of each head group
   // (x BH), then the shared ones.
   static constexpr long long align(long long x) { return (x + 63) / 64 * 64; }
-  static constexpr int kElem = kAmx ? 2 : 4;  // bytes of a packed Q / K / V element
+  static constexpr int kElem = kAmx || kDot ? 2 : 4;  // bytes of a packed Q / K / V element
   struct PerHead {
-    static constexpr long long kQ = 0;  // Q^T: fp32 [D][BM] (scaled) or bf16 VNNI
+    static constexpr long long kQ = 0;  // Q^T: fp32 [D][BM] (scaled), bf16 VNNI or pairs
     static constexpr long long kO = kQ + align((long long)BM * Dp * kElem);   // O fp32 [BM][DVp]
     static constexpr long long kState = kO + align((long long)BM * DVp * 4);  // m, l, alpha
     static constexpr long long kS = kState + align((long long)BM * 4 * 3);    // S^T [BN][BM]
@@ -42,12 +47,14 @@ struct Shape {
     static constexpr long long kK = kP + (kAmx ? align((long long)BM * BN * 2) : 0);  // AMX K
     static constexpr long long kKTiles = kK + (kAmx ? align((long long)BN * Dp * 2) : 0);
     static constexpr long long kV = kKTiles + (kAmx ? align((long long)(BN / 16) * 16) : 0);
-    static constexpr long long kBytes = kV + (kAmx ? align((long long)BN * DVp * 2) : 0);
+    // AMX: V VNNI [BN / 2][DVp][2]; pairs: V pairs [BN / 2][DVp] (32-bit).
+    static constexpr long long kBytes = kV + (kAmx || kDot ? align((long long)BN * DVp * 2) : 0);
   };
   static constexpr long long kHeads = 0;
-  static constexpr long long kKf = kHeads + BH * PerHead::kBytes;  // fp32 path: K [BN][Dp]
-  static constexpr long long kVf = kKf + (kAmx ? 0 : align((long long)BN * Dp * 4));
-  static constexpr long long kRows = kVf + (kAmx ? 0 : align((long long)BN * DVp * 4));
+  // fp32 path: K [BN][Dp] and V [BN][DVp] fp32.
+  static constexpr long long kKf = kHeads + BH * PerHead::kBytes;
+  static constexpr long long kVf = kKf + (kAmx || kDot ? 0 : align((long long)BN * Dp * 4));
+  static constexpr long long kRows = kVf + (kAmx || kDot ? 0 : align((long long)BN * DVp * 4));
   static constexpr long long kRowPtrs = kRows + align((long long)BM * 4 * 4);  // lo, hi, ga, ge
   // Rotary: the rotated query rows of one head group, in the q dtype, before packing.
   static constexpr long long kQRot =
@@ -161,6 +168,10 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
 #if FLASHJIT_HAVE_AMX
       pack_q_vnni<D, Dp, BM>((const bf16* const*)qrows, it.nrows, (bf16*)q_of(t));
 #endif
+    } else if constexpr (Sh::kDot) {
+#if FLASHJIT_HAVE_BF16_DOT
+      pack_q_pairs<D, BM>((const bf16* const*)qrows, it.nrows, (unsigned*)q_of(t));
+#endif
     } else {
       // The fp32 path folds the scale into Q; the AMX path scales S (Q stays exact bf16).
       pack_q_transposed<D, BM>(qrows, it.nrows, p.score_scale, (float*)q_of(t));
@@ -236,6 +247,36 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       for (int t = 0; t < it.nheads; ++t)
         pv_amx<DVp, BN, BM>((const bf16*)head(t, H::kP), (const bf16*)head(src[t], H::kV), 0, n_end,
                             o_of(t), ga, ge);
+#endif
+    } else if constexpr (Sh::kDot) {
+#if FLASHJIT_HAVE_BF16_DOT
+      // As on AMX: 32 keys at a time with the head groups inside, so that the rows of a chunk
+      // (all heads of a token are adjacent in a cache) are read in order. K is read in place; V
+      // is interleaved by key pairs once per KV head.
+      for (int n = 0; n < nb; n += 32) {
+        const int n_end = nb - n < 32 ? nb : n + 32;
+        for (int t = 0; t < it.nheads; ++t)
+          qk_bf16<D, BM>((const unsigned*)q_of(t), (const bf16* const*)krows, kdelta[t], st_of(t),
+                         n, n_end, ga, ge);
+      }
+      for (int t = 0; t < it.nheads; ++t) {
+        const RowState rs = state_of(t);
+        softmax_block<Cfg>(p, st_of(t), rs, lo, hi, ga, ge, n0, needs_mask);
+        pack_p_pairs<BM>(st_of(t), ga, ge);
+      }
+      int src[Sh::BH];
+      for (int t = 0; t < it.nheads; ++t)
+        src[t] = t > 0 && vdelta[t] == vdelta[t - 1] ? src[t - 1] : t;
+      for (int n = 0; n < nb; n += 32) {
+        const int n_end = nb - n < 32 ? nb : n + 32;
+        for (int t = 0; t < it.nheads; ++t)
+          if (src[t] == t)
+            pack_v_pairs<DV, DVp>((const bf16* const*)vrows, vdelta[t], n, n_end,
+                                  (unsigned*)head(t, H::kV));
+      }
+      for (int t = 0; t < it.nheads; ++t)
+        pv_bf16<DVp, BM>(st_of(t), (const unsigned*)head(src[t], H::kV), o_of(t), state_of(t).alpha,
+                         rows4, ga, ge);
 #endif
     } else {
       float* kf = (float*)(scratch + Sh::kKf);

@@ -65,7 +65,7 @@ inline void softmax_block(const FwdParams& p, float* st, RowState rs, const int*
     f32x16 mx = kNegInf;
     for (int n = a; n < e; ++n) {
       f32x16 x = load(st + n * BM + r);
-      if constexpr (Cfg::kUseAmx) x *= p.score_scale;
+      if constexpr (Cfg::kUseAmx || Cfg::kUseBf16Dot) x *= p.score_scale;
       if constexpr (Cfg::kSoftcap) x = tanh(x) * p.softcap_log2;
       if (needs_mask) {
         const int j = n0 + n;

@@ -50,7 +50,7 @@ inline void softmax_block_rows4(const FwdParams& p, float* st, RowState rs, cons
   f32x16 mx = kNegInf;
   for (int n = a4; n < e; n += 4) {
     f32x16 x = gather_rows4(st, n);
-    if constexpr (Cfg::kUseAmx) x *= p.score_scale;
+    if constexpr (Cfg::kUseAmx || Cfg::kUseBf16Dot) x *= p.score_scale;
     if constexpr (Cfg::kSoftcap) x = tanh(x) * p.softcap_log2;
     const i32x16 key = n + key_of_lane;  // block-relative
     i32x16 keep = key >= a && key < e;

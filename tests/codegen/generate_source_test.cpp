@@ -146,6 +146,18 @@ TEST(GenerateSourceGolden, Bf16SplitAppendLeftpadRotary) {
   check_golden(bf16_split_append_rotary_key());
 }
 
+// bf16 prefill on AVX-512 BF16 without AMX (AMD Zen 4): bf16 pair dot products.
+TEST(GenerateSourceGolden, Bf16CausalSoftcapVarlenDotNoAmx) {
+  KernelKey k;
+  k.target = Target{"x86_64-unknown-linux-gnu", "znver4", "+avx512bf16,+avx512bw,+avx512f"};
+  k.dtype_q = k.dtype_kv = k.dtype_o = DType::kBFloat16;
+  k.head_dim_qk = k.head_dim_v = 128;
+  k.causal = k.softcap = k.varlen_q = k.varlen_k = true;
+  k.block_m = 64;
+  k.block_n = 64;
+  check_golden(k);
+}
+
 TEST(GenerateSource, IsDeterministic) {
   for (const KernelKey& key : {bf16_causal_paged_key(), fp32_local_chunked_key(), fp16_varlen_key(),
                                bf16_split_append_rotary_key(), base_cpu_key()}) {
@@ -197,6 +209,33 @@ TEST(GenerateSource, UsesAmxIffTargetHasAmx) {
     const std::string source = generate_cpu_source(key);
     EXPECT_TRUE(contains(source, line_for("kUseAmx", c.amx))) << key.to_string();
     EXPECT_EQ(cpu_uses_amx(key), c.amx) << key.to_string();
+  }
+}
+
+TEST(GenerateSource, UsesBf16DotIffBf16WithAvx512Bf16AndNoAmx) {
+  struct Case {
+    DType dtype;
+    std::string features;
+    bool dot;
+  };
+  const std::vector<Case> cases = {
+      {DType::kBFloat16, "+avx512bf16,+avx512bw,+avx512f", true},
+      {DType::kBFloat16, "+avx512bf16,+avx512bw,+avx512f,-amx-bf16,+amx-tile", true},
+      {DType::kBFloat16, "+amx-bf16,+amx-tile,+avx512bf16,+avx512bw,+avx512f", false},  // AMX
+      {DType::kBFloat16, "-avx512bf16,+avx512bw,+avx512f", false},
+      {DType::kBFloat16, "+avx512bf16,-avx512bw,+avx512f", false},
+      {DType::kBFloat16, "+avx2,+fma", false},
+      {DType::kFloat16, "+avx512bf16,+avx512bw,+avx512f", false},
+      {DType::kFloat32, "+avx512bf16,+avx512bw,+avx512f", false},
+  };
+  for (const Case& c : cases) {
+    KernelKey key = base_cpu_key();
+    key.dtype_q = key.dtype_kv = key.dtype_o = c.dtype;
+    key.target.features = c.features;
+    key.block_m = 16;
+    const std::string source = generate_cpu_source(key);
+    EXPECT_TRUE(contains(source, line_for("kUseBf16Dot", c.dot))) << key.to_string();
+    EXPECT_EQ(cpu_uses_bf16_dot(key), c.dot) << key.to_string();
   }
 }
 

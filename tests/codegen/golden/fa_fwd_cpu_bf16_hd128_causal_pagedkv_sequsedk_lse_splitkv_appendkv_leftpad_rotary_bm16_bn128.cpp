@@ -30,6 +30,7 @@ struct KernelConfig {
   static constexpr bool kLeftpad = true;
   static constexpr bool kRotary = true;
   static constexpr bool kUseAmx = true;
+  static constexpr bool kUseBf16Dot = false;
 };
 
 }  // namespace

@@ -30,6 +30,7 @@ struct KernelConfig {
   static constexpr bool kLeftpad = false;
   static constexpr bool kRotary = false;
   static constexpr bool kUseAmx = false;
+  static constexpr bool kUseBf16Dot = false;
 };
 
 }  // namespace
