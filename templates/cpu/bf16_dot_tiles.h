@@ -179,6 +179,101 @@ inline void pv_bf16(const float* st, const unsigned* vp, float* o, const float* 
   }
 }
 
+// Decode tiles with at most 4 real rows (one query of a GQA group of <= 4 heads). With rows along
+// the lanes 12 of 16 would be padding; instead each K row is the vector (16 pairs of its head
+// dims), 4 keys x 4 rows of dot products accumulate side by side, and a transpose-and-add tree
+// sums each one's 16 lanes. Per key: D / 32 K loads and D / 8 vdpbf16ps plus 11 shuffles and adds,
+// against D / 2 vdpbf16ps with rows along the lanes.
+
+// q4[r][j] = (q[r][2 j], q[r][2 j + 1]) for r < 4 (zero rows from nrows), j < round_up(D / 2, 16).
+template <int D>
+inline void pack_q_rows4(const bf16* const* rows, int nrows, unsigned* q4) {
+  constexpr int J = D / 2, Jp = round_up(J, 16);
+  for (int r = 0; r < 4; ++r)
+    for (int j0 = 0; j0 < Jp; j0 += 16) {
+      u32x16 x = 0u;
+      if (r < nrows && j0 < J)
+        x = J - j0 >= 16 ? load_u32(rows[r] + 2 * j0) : load_u32_partial(rows[r] + 2 * j0, J - j0);
+      store_u32(q4 + r * Jp + j0, x);
+    }
+}
+
+// One level of the reduction tree: lanes of a and b in groups of 2 H, each group's two halves
+// added, a's groups and b's interleaved.
+template <int H>
+inline f32x16 fold(f32x16 a, f32x16 b) {
+#define FJ_LO(i) (((i) / H) % 2 * 16 + (i) / (2 * H) * 2 * H + (i) % H)
+#define FJ_HI(i) (FJ_LO(i) + H)
+  return __builtin_shufflevector(a, b, FJ_LO(0), FJ_LO(1), FJ_LO(2), FJ_LO(3), FJ_LO(4), FJ_LO(5),
+                                 FJ_LO(6), FJ_LO(7), FJ_LO(8), FJ_LO(9), FJ_LO(10), FJ_LO(11),
+                                 FJ_LO(12), FJ_LO(13), FJ_LO(14), FJ_LO(15)) +
+         __builtin_shufflevector(a, b, FJ_HI(0), FJ_HI(1), FJ_HI(2), FJ_HI(3), FJ_HI(4), FJ_HI(5),
+                                 FJ_HI(6), FJ_HI(7), FJ_HI(8), FJ_HI(9), FJ_HI(10), FJ_HI(11),
+                                 FJ_HI(12), FJ_HI(13), FJ_HI(14), FJ_HI(15));
+#undef FJ_LO
+#undef FJ_HI
+}
+
+// S gathered as softmax_block_rows4 takes it (st + 4 n: lane 4 k + r = key n + k, row r) for the
+// keys [n_begin, n_end) (multiples of 4) of rows k[n] + delta; keys from nb on read key nb - 1's
+// row (their scores are masked).
+template <int D>
+inline void qk_rows4_bf16(const unsigned* q4, const bf16* const* k, long long delta, int nb,
+                          int n_begin, int n_end, float* st) {
+  constexpr int J = D / 2, Jp = round_up(J, 16);
+  // The tree leaves input i in lane bitrev4(i): key kk, row r goes in as input bitrev4(4 kk + r).
+  constexpr int kBitrev[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+  for (int n = n_begin; n < n_end; n += 4) {
+    const bf16* kr[4];
+    for (int kk = 0; kk < 4; ++kk) kr[kk] = k[n + kk < nb ? n + kk : nb - 1] + delta;
+    f32x16 acc[16];
+    for (int i = 0; i < 16; ++i) acc[i] = 0.0f;
+    for (int j0 = 0; j0 < Jp; j0 += 16) {
+      u32x16 kv[4];
+      for (int kk = 0; kk < 4; ++kk)
+        kv[kk] =
+            J - j0 >= 16 ? load_u32(kr[kk] + 2 * j0) : load_u32_partial(kr[kk] + 2 * j0, J - j0);
+      for (int r = 0; r < 4; ++r) {
+        const u32x16 qv = load_u32(q4 + r * Jp + j0);
+        for (int kk = 0; kk < 4; ++kk)
+          acc[kBitrev[4 * kk + r]] = dot2(acc[kBitrev[4 * kk + r]], kv[kk], qv);
+      }
+    }
+    f32x16 l8[8], l4[4], l2[2];
+    for (int i = 0; i < 8; ++i) l8[i] = fold<8>(acc[2 * i], acc[2 * i + 1]);
+    for (int i = 0; i < 4; ++i) l4[i] = fold<4>(l8[2 * i], l8[2 * i + 1]);
+    for (int i = 0; i < 2; ++i) l2[i] = fold<2>(l4[2 * i], l4[2 * i + 1]);
+    store(st + 4 * n, fold<1>(l2[0], l2[1]));
+  }
+}
+
+// P of softmax_block_rows4 (gathered, keys [a4, e4) valid, multiples of 4) to bf16 pairs
+// pp[i][4] = (p[2 i][r], p[2 i + 1][r]) for the pairs [a / 8 * 4, round_up(e, 8) / 2), zero for
+// keys outside [a4, e4).
+inline void pack_p_pairs_rows4(const float* st, int a4, int e4, unsigned* pp) {
+  for (int n = a4 & ~7; n < e4; n += 8) {
+    const f32x16 c0 = n >= a4 ? load(st + 4 * n) : (f32x16)0.0f;
+    const f32x16 c1 = n + 4 < e4 ? load(st + 4 * n + 16) : (f32x16)0.0f;
+    // lo: keys n, n + 2, n + 4, n + 6; hi: n + 1, n + 3, n + 5, n + 7 (4 rows each).
+    const f32x16 lo =
+        __builtin_shufflevector(c0, c1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    const f32x16 hi =
+        __builtin_shufflevector(c0, c1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    store_u32(pp + 2 * n, pair_bf16(lo, hi));
+  }
+}
+
+// O[r] = O[r] * alpha[r] + P V for rows 0 .. 3, key pairs [i0, i1) of pp (pack_p_pairs_rows4).
+template <int DVp>
+inline void pv_rows4_bf16(const unsigned* pp, const unsigned* vp, float* o, const float* alpha,
+                          int i0, int i1) {
+  constexpr int kVecs = DVp / 16;
+  constexpr int kTail = kVecs % 4;
+  int c = 0;
+  for (; c + 4 <= kVecs; c += 4) pv_rows_bf16<DVp, 4, 4>(pp, vp, 0, c * 16, o, alpha, i0, i1);
+  if constexpr (kTail > 0) pv_rows_bf16<DVp, 4, kTail>(pp, vp, 0, c * 16, o, alpha, i0, i1);
+}
+
 }  // namespace flashjit_cpu
 
 #else

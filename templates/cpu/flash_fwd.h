@@ -147,6 +147,9 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     }
   }
 
+  // At most 4 real rows in a 16-row tile (decode) on the bf16 pair path: keys along the lanes
+  // (bf16_dot_tiles.h, qk_rows4_bf16).
+  const bool dot_rows4 = Sh::kDot && BM == 16 && it.nrows <= 4;
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
   const int hk0 = kv_head<Cfg>(p, it.hg0);
@@ -170,7 +173,10 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
 #endif
     } else if constexpr (Sh::kDot) {
 #if FLASHJIT_HAVE_BF16_DOT
-      pack_q_pairs<D, BM>((const bf16* const*)qrows, it.nrows, (unsigned*)q_of(t));
+      if (dot_rows4)
+        pack_q_rows4<D>((const bf16* const*)qrows, it.nrows, (unsigned*)q_of(t));
+      else
+        pack_q_pairs<D, BM>((const bf16* const*)qrows, it.nrows, (unsigned*)q_of(t));
 #endif
     } else {
       // The fp32 path folds the scale into Q; the AMX path scales S (Q stays exact bf16).
@@ -253,16 +259,32 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       // As on AMX: 32 keys at a time with the head groups inside, so that the rows of a chunk
       // (all heads of a token are adjacent in a cache) are read in order. K is read in place; V
       // is interleaved by key pairs once per KV head.
+      const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
       for (int n = 0; n < nb; n += 32) {
         const int n_end = nb - n < 32 ? nb : n + 32;
+        if (dot_rows4) {
+          const int b = n > a4 ? n : a4, e = n + 32 < e4 ? n + 32 : e4;
+          for (int n4 = b; n4 < e; n4 += 4)
+            for (int t = 0; t < it.nheads; ++t)
+              qk_rows4_bf16<D>((const unsigned*)q_of(t), (const bf16* const*)krows, kdelta[t], nb,
+                               n4, n4 + 4, st_of(t));
+          continue;
+        }
         for (int t = 0; t < it.nheads; ++t)
           qk_bf16<D, BM>((const unsigned*)q_of(t), (const bf16* const*)krows, kdelta[t], st_of(t),
                          n, n_end, ga, ge);
       }
+      // Rows4: P pairs [BN / 2][4] after the gathered P, which takes the first 4 BN floats.
+      auto pp4_of = [&](int t) { return (unsigned*)st_of(t) + 4 * BN; };
       for (int t = 0; t < it.nheads; ++t) {
         const RowState rs = state_of(t);
-        softmax_block<Cfg>(p, st_of(t), rs, lo, hi, ga, ge, n0, needs_mask);
-        pack_p_pairs<BM>(st_of(t), ga, ge);
+        if (dot_rows4) {
+          softmax_block_rows4<Cfg, true>(p, st_of(t), rs, lo, hi, ga[0], ge[0], n0, needs_mask);
+          pack_p_pairs_rows4(st_of(t), a4, e4, pp4_of(t));
+        } else {
+          softmax_block<Cfg>(p, st_of(t), rs, lo, hi, ga, ge, n0, needs_mask);
+          pack_p_pairs<BM>(st_of(t), ga, ge);
+        }
       }
       int src[Sh::BH];
       for (int t = 0; t < it.nheads; ++t)
@@ -274,9 +296,13 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
             pack_v_pairs<DV, DVp>((const bf16* const*)vrows, vdelta[t], n, n_end,
                                   (unsigned*)head(t, H::kV));
       }
-      for (int t = 0; t < it.nheads; ++t)
-        pv_bf16<DVp, BM>(st_of(t), (const unsigned*)head(src[t], H::kV), o_of(t), state_of(t).alpha,
-                         rows4, ga, ge);
+      for (int t = 0; t < it.nheads; ++t) {
+        const unsigned* vp = (const unsigned*)head(src[t], H::kV);
+        if (dot_rows4)
+          pv_rows4_bf16<DVp>(pp4_of(t), vp, o_of(t), state_of(t).alpha, ga[0] / 2, (ge[0] + 1) / 2);
+        else
+          pv_bf16<DVp, BM>(st_of(t), vp, o_of(t), state_of(t).alpha, rows4, ga, ge);
+      }
 #endif
     } else {
       float* kf = (float*)(scratch + Sh::kKf);

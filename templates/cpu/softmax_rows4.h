@@ -35,8 +35,9 @@ inline f32x16 row_sum4(f32x16 v) {
 
 // softmax_block for rows 0 .. 3 of a 16-row tile: keys [a, e) of the block (block-relative; the
 // row group's range), masked by the rows' [lo, hi) where needs_mask. P is left gathered in place:
-// the vector of keys n .. n + 3 (n a multiple of 4) at st + 4 n, for keys [a & ~3, e).
-template <class Cfg>
+// the vector of keys n .. n + 3 (n a multiple of 4) at st + 4 n, for keys [a & ~3, e). With
+// kGathered, S comes gathered already (the bf16 pair path computes it so).
+template <class Cfg, bool kGathered = false>
 inline void softmax_block_rows4(const FwdParams& p, float* st, RowState rs, const int* lo,
                                 const int* hi, int a, int e, int n0, bool needs_mask) {
   const i32x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -49,7 +50,7 @@ inline void softmax_block_rows4(const FwdParams& p, float* st, RowState rs, cons
   const int a4 = a & ~3;
   f32x16 mx = kNegInf;
   for (int n = a4; n < e; n += 4) {
-    f32x16 x = gather_rows4(st, n);
+    f32x16 x = kGathered ? load(st + 4 * n) : gather_rows4(st, n);
     if constexpr (Cfg::kUseAmx || Cfg::kUseBf16Dot) x *= p.score_scale;
     if constexpr (Cfg::kSoftcap) x = tanh(x) * p.softcap_log2;
     const i32x16 key = n + key_of_lane;  // block-relative
