@@ -207,15 +207,17 @@ int run_bench(bool quick, int threads, bool load_probe) {
   threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
   const Target& target = host_cpu_target();
   const bool amx = target.has_feature("amx-bf16");
-  fmt::print("flashjit {} bench: {} ({}), {} threads, AMX {}\n", version(), target.triple,
-             target.cpu, threads, amx ? "on" : "off");
+  // bf16 kernels run on AMX, else on vdpbf16ps pairs, else on fp32 FMA (codegen/tile_config.cpp).
+  const bool bf16_dot = !amx && target.has_feature("avx512bf16");
+  fmt::print("flashjit {} bench: {} ({}), {} threads, AMX {}, AVX-512 BF16 {}\n", version(),
+             target.triple, target.cpu, threads, amx ? "on" : "off", bf16_dot ? "on" : "off");
   const std::unique_ptr<DramReadProbe> dram =
       __builtin_cpu_supports("avx512f") ? std::make_unique<DramReadProbe>(threads) : nullptr;
-  const Ceilings c = measure_ceilings(threads, amx, dram.get());
+  const Ceilings c = measure_ceilings(threads, amx, bf16_dot, dram.get());
   fmt::print(
       "ceilings (same run, {} threads): fp32 FMA {:.0f} GFLOP/s, AMX bf16 {:.0f} GFLOP/s, "
-      "DRAM read {:.1f} GB/s\n\n",
-      threads, c.fp32_fma_gflops, c.amx_bf16_gflops, c.dram_read_gbs);
+      "bf16 dot {:.0f} GFLOP/s, DRAM read {:.1f} GB/s\n\n",
+      threads, c.fp32_fma_gflops, c.amx_bf16_gflops, c.dot_bf16_gflops, c.dram_read_gbs);
   fmt::print("| problem | median ms | best ms | throughput (median) | vs ceiling | compile ms |\n");
   fmt::print("|---|---|---|---|---|---|\n");
   const auto all = specs(quick);
@@ -248,7 +250,12 @@ int run_bench(bool quick, int threads, bool load_probe) {
       versus = fmt::format("{:.0f}% of fp32 FMA peak", 100 * rate / c.fp32_fma_gflops);
       if (p->label.find("non-causal") != std::string::npos) fp32_noncausal = rate;
     } else {
-      versus = fmt::format("{:.0f}% of AMX peak", amx ? 100 * rate / c.amx_bf16_gflops : 0.0);
+      if (amx)
+        versus = fmt::format("{:.0f}% of AMX peak", 100 * rate / c.amx_bf16_gflops);
+      else if (bf16_dot)
+        versus = fmt::format("{:.0f}% of bf16 dot peak", 100 * rate / c.dot_bf16_gflops);
+      else
+        versus = fmt::format("{:.0f}% of fp32 FMA peak", 100 * rate / c.fp32_fma_gflops);
       if (p->label.find("non-causal") != std::string::npos) bf16_noncausal = rate;
     }
     fmt::print("| {} | {:.2f} | {:.2f} | {:.1f} {} | {} | {:.0f} |\n", p->label, median, best, rate,

@@ -54,6 +54,25 @@ __attribute__((target("avx512f"))) double fma_gflops_one() {
   return iters * 16.0 * 16 * 2 / ms / 1e6;
 }
 
+// 32 multiply-adds per instruction and lane pair: the ceiling of the CPU kernel's bf16 pair path.
+__attribute__((target("avx512f,avx512bf16"))) double dot_bf16_gflops_one() {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3000);
+  const long iters = 20'000'000;
+  const double start = now_ms();
+  for (long n = 0; n < iters; ++n) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  const double ms = now_ms() - start;
+  __m512 total = acc[0];
+  for (int i = 1; i < 16; ++i) total = _mm512_add_ps(total, acc[i]);
+  float sink[16];
+  _mm512_storeu_ps(sink, total);
+  asm volatile("" ::"r"(sink[0]));
+  return iters * 16.0 * 32 * 2 / ms / 1e6;
+}
+
 __attribute__((target("amx-tile,amx-bf16"))) double amx_gflops_one() {
   struct alignas(64) {
     uint8_t palette = 1, start = 0, reserved[14] = {};
@@ -126,11 +145,13 @@ double DramReadProbe::gbs() const {
   return static_cast<double>(per) * threads_ * sizeof(float) / ms / 1e6;
 }
 
-Ceilings measure_ceilings(int threads, bool amx, const DramReadProbe* dram) {
+Ceilings measure_ceilings(int threads, bool amx, bool bf16_dot, const DramReadProbe* dram) {
   Ceilings c;
   if (!__builtin_cpu_supports("avx512f")) return c;
   c.fp32_fma_gflops = parallel_rate(threads, [](int) { return fma_gflops_one(); });
   if (amx) c.amx_bf16_gflops = parallel_rate(threads, [](int) { return amx_gflops_one(); });
+  if (bf16_dot)
+    c.dot_bf16_gflops = parallel_rate(threads, [](int) { return dot_bf16_gflops_one(); });
   for (int rep = 0; dram && rep < 3; ++rep)
     c.dram_read_gbs = std::max(c.dram_read_gbs, dram->gbs());
   return c;
