@@ -181,9 +181,9 @@ inline void pv_bf16(const float* st, const unsigned* vp, float* o, const float* 
 
 // Decode tiles with at most 4 real rows (one query of a GQA group of <= 4 heads). With rows along
 // the lanes 12 of 16 would be padding; instead each K row is the vector (16 pairs of its head
-// dims), 4 keys x 4 rows of dot products accumulate side by side, and a transpose-and-add tree
-// sums each one's 16 lanes. Per key: D / 32 K loads and D / 8 vdpbf16ps plus 11 shuffles and adds,
-// against D / 2 vdpbf16ps with rows along the lanes.
+// dims), 4 head groups x 4 rows of dot products accumulate side by side, and a transpose-and-add
+// tree sums each one's 16 lanes. Per key and head group: D / 32 K loads and D / 8 vdpbf16ps plus
+// 11 shuffles and adds, against D / 2 vdpbf16ps with rows along the lanes.
 
 // q4[r][j] = (q[r][2 j], q[r][2 j + 1]) for r < 4 (zero rows from nrows), j < round_up(D / 2, 16).
 template <int D>
@@ -214,37 +214,39 @@ inline f32x16 fold(f32x16 a, f32x16 b) {
 #undef FJ_HI
 }
 
-// S gathered as softmax_block_rows4 takes it (st + 4 n: lane 4 k + r = key n + k, row r) for the
-// keys [n_begin, n_end) (multiples of 4) of rows k[n] + delta; keys from nb on read key nb - 1's
-// row (their scores are masked).
+// Scores of key n for 4 head groups h (their K rows adjacent in a cache, so that a token's rows
+// are read in order) x 4 rows: 16 dot products over 16-pair chunks of the head dim side by side,
+// then a transpose-and-add tree sums each one's 16 lanes into lane 4 h + r. Stored at st[h] + 4 n:
+// the gathered layout of softmax_block_rows4 (st + 4 n4: lane 4 k + r = key n4 + k, row r).
+// k: key n's row of head group 0; delta[h]: head group h's offset from it; q4[h]: its Q
+// (pack_q_rows4). Head groups from nheads on repeat group 0 and are not stored.
 template <int D>
-inline void qk_rows4_bf16(const unsigned* q4, const bf16* const* k, long long delta, int nb,
-                          int n_begin, int n_end, float* st) {
+inline void qk_heads4_bf16(const unsigned* const* q4, const bf16* k, const long long* delta,
+                           float* const* st, int nheads, int n) {
   constexpr int J = D / 2, Jp = round_up(J, 16);
-  // The tree leaves input i in lane bitrev4(i): key kk, row r goes in as input bitrev4(4 kk + r).
   constexpr int kBitrev[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
-  for (int n = n_begin; n < n_end; n += 4) {
-    const bf16* kr[4];
-    for (int kk = 0; kk < 4; ++kk) kr[kk] = k[n + kk < nb ? n + kk : nb - 1] + delta;
-    f32x16 acc[16];
-    for (int i = 0; i < 16; ++i) acc[i] = 0.0f;
-    for (int j0 = 0; j0 < Jp; j0 += 16) {
-      u32x16 kv[4];
-      for (int kk = 0; kk < 4; ++kk)
-        kv[kk] =
-            J - j0 >= 16 ? load_u32(kr[kk] + 2 * j0) : load_u32_partial(kr[kk] + 2 * j0, J - j0);
-      for (int r = 0; r < 4; ++r) {
-        const u32x16 qv = load_u32(q4 + r * Jp + j0);
-        for (int kk = 0; kk < 4; ++kk)
-          acc[kBitrev[4 * kk + r]] = dot2(acc[kBitrev[4 * kk + r]], kv[kk], qv);
-      }
+  f32x16 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = 0.0f;
+  for (int j0 = 0; j0 < Jp; j0 += 16) {
+    for (int h = 0; h < 4; ++h) {
+      const bf16* row = k + delta[h < nheads ? h : 0] + 2 * j0;
+      const u32x16 kv = J - j0 >= 16 ? load_u32(row) : load_u32_partial(row, J - j0);
+      for (int r = 0; r < 4; ++r)
+        acc[kBitrev[4 * h + r]] =
+            dot2(acc[kBitrev[4 * h + r]], kv, load_u32(q4[h < nheads ? h : 0] + r * Jp + j0));
     }
-    f32x16 l8[8], l4[4], l2[2];
-    for (int i = 0; i < 8; ++i) l8[i] = fold<8>(acc[2 * i], acc[2 * i + 1]);
-    for (int i = 0; i < 4; ++i) l4[i] = fold<4>(l8[2 * i], l8[2 * i + 1]);
-    for (int i = 0; i < 2; ++i) l2[i] = fold<2>(l4[2 * i], l4[2 * i + 1]);
-    store(st + 4 * n, fold<1>(l2[0], l2[1]));
   }
+  f32x16 l8[8], l4[4], l2[2];
+  for (int i = 0; i < 8; ++i) l8[i] = fold<8>(acc[2 * i], acc[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) l4[i] = fold<4>(l8[2 * i], l8[2 * i + 1]);
+  for (int i = 0; i < 2; ++i) l2[i] = fold<2>(l4[2 * i], l4[2 * i + 1]);
+  const f32x16 sums = fold<1>(l2[0], l2[1]);
+  typedef float f32x4 __attribute__((ext_vector_type(4)));
+  const f32x4 s4[4] = {__builtin_shufflevector(sums, sums, 0, 1, 2, 3),
+                       __builtin_shufflevector(sums, sums, 4, 5, 6, 7),
+                       __builtin_shufflevector(sums, sums, 8, 9, 10, 11),
+                       __builtin_shufflevector(sums, sums, 12, 13, 14, 15)};
+  for (int h = 0; h < 4 && h < nheads; ++h) __builtin_memcpy(st[h] + 4 * n, &s4[h], sizeof(f32x4));
 }
 
 // P of softmax_block_rows4 (gathered, keys [a4, e4) valid, multiples of 4) to bf16 pairs

@@ -47,13 +47,14 @@ struct Shape {
     static constexpr long long kK = kP + (kAmx ? align((long long)BM * BN * 2) : 0);  // AMX K
     static constexpr long long kKTiles = kK + (kAmx ? align((long long)BN * Dp * 2) : 0);
     static constexpr long long kV = kKTiles + (kAmx ? align((long long)(BN / 16) * 16) : 0);
-    static constexpr long long kBytes = kV + (kAmx ? align((long long)BN * DVp * 2) : 0);  // VNNI
+    // AMX: V VNNI [BN / 2][DVp][2]; pairs: V pairs [BN / 2][DVp] (32-bit).
+    static constexpr long long kBytes = kV + (kAmx || kDot ? align((long long)BN * DVp * 2) : 0);
   };
   static constexpr long long kHeads = 0;
-  // fp32 path: K [BN][Dp] and V [BN][DVp] fp32; pair path: V pairs [BN / 2][DVp] (32-bit).
+  // fp32 path: K [BN][Dp] and V [BN][DVp] fp32.
   static constexpr long long kKf = kHeads + BH * PerHead::kBytes;
   static constexpr long long kVf = kKf + (kAmx || kDot ? 0 : align((long long)BN * Dp * 4));
-  static constexpr long long kRows = kVf + (kAmx ? 0 : align((long long)BN * DVp * (kDot ? 2 : 4)));
+  static constexpr long long kRows = kVf + (kAmx || kDot ? 0 : align((long long)BN * DVp * 4));
   static constexpr long long kRowPtrs = kRows + align((long long)BM * 4 * 4);  // lo, hi, ga, ge
   // Rotary: the rotated query rows of one head group, in the q dtype, before packing.
   static constexpr long long kQRot =
@@ -147,7 +148,7 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
   }
 
   // At most 4 real rows in a 16-row tile (decode) on the bf16 pair path: keys along the lanes
-  // (bf16_dot_tiles.h, qk_rows4_bf16).
+  // (bf16_dot_tiles.h, qk_heads4_bf16).
   const bool dot_rows4 = Sh::kDot && BM == 16 && it.nrows <= 4;
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
@@ -255,45 +256,59 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
 #endif
     } else if constexpr (Sh::kDot) {
 #if FLASHJIT_HAVE_BF16_DOT
-      // As on AMX: 32 keys at a time with the head groups inside, so that the rows of a chunk
-      // (all heads of a token are adjacent in a cache) are read in order. K is read in place; V
-      // is interleaved by key pairs once per KV head.
-      const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
-      for (int n = 0; n < nb; n += 32) {
-        const int n_end = nb - n < 32 ? nb : n + 32;
-        if (dot_rows4) {
-          const int b = n > a4 ? n : a4, e = n + 32 < e4 ? n + 32 : e4;
-          for (int n4 = b; n4 < e; n4 += 4)
-            for (int t = 0; t < it.nheads; ++t)
-              qk_rows4_bf16<D>((const unsigned*)q_of(t), (const bf16* const*)krows, kdelta[t], nb,
-                               n4, n4 + 4, st_of(t));
-          continue;
+      // K and V are read in cache order, all head groups of a token (adjacent in a cache) before
+      // the next token: read head by head, 256 bytes of every 2 KiB, the decode reached 55 % of a
+      // streaming read with no arithmetic at all (b1 s_k 32k, docs/PERF.md). K is read in place;
+      // V is interleaved by key pairs into each KV head's buffer.
+      if (dot_rows4) {
+        // Keys [a4, e4): the gathered S of softmax_block_rows4. Head groups 4 at a time.
+        const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
+        for (int key = a4; key < e4 && key < nb; ++key)
+          for (int t0 = 0; t0 < it.nheads; t0 += 4) {
+            const unsigned* q4[4];
+            float* st4[4];
+            long long delta[4];
+            for (int h = 0; h < 4; ++h) {
+              const int t = t0 + h < it.nheads ? t0 + h : t0;
+              q4[h] = (const unsigned*)q_of(t);
+              st4[h] = st_of(t);
+              delta[h] = kdelta[t] - kdelta[t0];
+            }
+            qk_heads4_bf16<D>(q4, (const bf16*)krows[key] + kdelta[t0], delta, st4, it.nheads - t0,
+                              key);
+          }
+        for (int t = 0; t < it.nheads; ++t) {
+          softmax_block_rows4<Cfg, true>(p, st_of(t), state_of(t), lo, hi, ga[0], ge[0], n0,
+                                         needs_mask);
+          // P pairs [BN / 2][4] after the gathered P, which takes the first 4 BN floats.
+          pack_p_pairs_rows4(st_of(t), a4, e4, (unsigned*)st_of(t) + 4 * BN);
         }
-        for (int t = 0; t < it.nheads; ++t)
-          qk_bf16<D, BM>((const unsigned*)q_of(t), (const bf16* const*)krows, kdelta[t], st_of(t),
-                         n, n_end, ga, ge);
-      }
-      // Rows4: P pairs [BN / 2][4] after the gathered P, which takes the first 4 BN floats.
-      auto pp4_of = [&](int t) { return (unsigned*)st_of(t) + 4 * BN; };
-      for (int t = 0; t < it.nheads; ++t) {
-        const RowState rs = state_of(t);
-        if (dot_rows4) {
-          softmax_block_rows4<Cfg, true>(p, st_of(t), rs, lo, hi, ga[0], ge[0], n0, needs_mask);
-          pack_p_pairs_rows4(st_of(t), a4, e4, pp4_of(t));
-        } else {
-          softmax_block<Cfg>(p, st_of(t), rs, lo, hi, ga, ge, n0, needs_mask);
+      } else {
+        for (int n = 0; n < nb; n += 32) {
+          const int n_end = nb - n < 32 ? nb : n + 32;
+          for (int t = 0; t < it.nheads; ++t)
+            qk_bf16<D, BM>((const unsigned*)q_of(t), (const bf16* const*)krows, kdelta[t], st_of(t),
+                           n, n_end, ga, ge);
+        }
+        for (int t = 0; t < it.nheads; ++t) {
+          softmax_block<Cfg>(p, st_of(t), state_of(t), lo, hi, ga, ge, n0, needs_mask);
           pack_p_pairs<BM>(st_of(t), ga, ge);
         }
       }
-      // V pairs of one KV head at a time in one buffer, used right away: a buffer per head group
-      // (8 x 32 KiB at d128) pushed the streamed K and V out of L2 (b1 s_k 32k, back-to-back
-      // calls on two cores: 15.5 -> 19 GB/s).
-      unsigned* vp = (unsigned*)(scratch + Sh::kVf);
+      // Head groups that share a KV head (GQA without packing) share its V pairs.
+      int src[Sh::BH];
+      for (int t = 0; t < it.nheads; ++t)
+        src[t] = t > 0 && vdelta[t] == vdelta[t - 1] ? src[t - 1] : t;
+      for (int n = 0; n < nb; n += 2)
+        for (int t = 0; t < it.nheads; ++t)
+          if (src[t] == t)
+            pack_v_pairs<DV, DVp>((const bf16* const*)vrows, vdelta[t], n, n + 2 < nb ? n + 2 : nb,
+                                  (unsigned*)head(t, H::kV));
       for (int t = 0; t < it.nheads; ++t) {
-        if (t == 0 || vdelta[t] != vdelta[t - 1])
-          pack_v_pairs<DV, DVp>((const bf16* const*)vrows, vdelta[t], 0, nb, vp);
+        const unsigned* vp = (const unsigned*)head(src[t], H::kV);
         if (dot_rows4)
-          pv_rows4_bf16<DVp>(pp4_of(t), vp, o_of(t), state_of(t).alpha, ga[0] / 2, (ge[0] + 1) / 2);
+          pv_rows4_bf16<DVp>((const unsigned*)st_of(t) + 4 * BN, vp, o_of(t), state_of(t).alpha,
+                             ga[0] / 2, (ge[0] + 1) / 2);
         else
           pv_bf16<DVp, BM>(st_of(t), vp, o_of(t), state_of(t).alpha, rows4, ga, ge);
       }
