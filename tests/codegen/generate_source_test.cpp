@@ -184,59 +184,55 @@ TEST(GenerateSource, BannerNamesTheKeyAndEntryPoints) {
   }
 }
 
-TEST(GenerateSource, UsesAmxIffTargetHasAmx) {
-  struct Case {
-    DType dtype;
-    std::string features;
-    bool amx;
-  };
-  const std::vector<Case> cases = {
-      {DType::kBFloat16, "+amx-bf16,+amx-tile,+avx512f", true},
-      {DType::kBFloat16, "+avx512f,+amx-tile,+amx-bf16,+amx-int8", true},
-      {DType::kBFloat16, "+amx-bf16,-amx-tile,+avx512f", false},
-      {DType::kBFloat16, "-amx-bf16,+amx-tile,+avx512f", false},
-      {DType::kBFloat16, "+amx-bf16,+amx-tile", false},
-      {DType::kBFloat16, "+avx2,+fma", false},
-      {DType::kBFloat16, "", false},
-      {DType::kFloat16, "+amx-bf16,+amx-tile,+avx512f", false},
-      {DType::kFloat32, "+amx-bf16,+amx-tile,+avx512f", false},
-  };
-  for (const Case& c : cases) {
+// Which matmul path a CPU key's source selects (its constant) and the predicate codegen uses.
+struct PathCase {
+  DType dtype;
+  std::string features;
+  bool selected;
+};
+
+void expect_path(const std::vector<PathCase>& cases, const char* constant,
+                 bool (*uses)(const KernelKey&)) {
+  for (const PathCase& c : cases) {
     KernelKey key = base_cpu_key();
     key.dtype_q = key.dtype_kv = key.dtype_o = c.dtype;
     key.target.features = c.features;
     key.block_m = 16;
     const std::string source = generate_cpu_source(key);
-    EXPECT_TRUE(contains(source, line_for("kUseAmx", c.amx))) << key.to_string();
-    EXPECT_EQ(cpu_uses_amx(key), c.amx) << key.to_string();
+    EXPECT_TRUE(contains(source, line_for(constant, c.selected))) << key.to_string();
+    EXPECT_EQ(uses(key), c.selected) << key.to_string();
   }
 }
 
+TEST(GenerateSource, UsesAmxIffTargetHasAmx) {
+  expect_path(
+      {
+          {DType::kBFloat16, "+amx-bf16,+amx-tile,+avx512f", true},
+          {DType::kBFloat16, "+avx512f,+amx-tile,+amx-bf16,+amx-int8", true},
+          {DType::kBFloat16, "+amx-bf16,-amx-tile,+avx512f", false},
+          {DType::kBFloat16, "-amx-bf16,+amx-tile,+avx512f", false},
+          {DType::kBFloat16, "+amx-bf16,+amx-tile", false},
+          {DType::kBFloat16, "+avx2,+fma", false},
+          {DType::kBFloat16, "", false},
+          {DType::kFloat16, "+amx-bf16,+amx-tile,+avx512f", false},
+          {DType::kFloat32, "+amx-bf16,+amx-tile,+avx512f", false},
+      },
+      "kUseAmx", cpu_uses_amx);
+}
+
 TEST(GenerateSource, UsesBf16DotIffBf16WithAvx512Bf16AndNoAmx) {
-  struct Case {
-    DType dtype;
-    std::string features;
-    bool dot;
-  };
-  const std::vector<Case> cases = {
-      {DType::kBFloat16, "+avx512bf16,+avx512bw,+avx512f", true},
-      {DType::kBFloat16, "+avx512bf16,+avx512bw,+avx512f,-amx-bf16,+amx-tile", true},
-      {DType::kBFloat16, "+amx-bf16,+amx-tile,+avx512bf16,+avx512bw,+avx512f", false},  // AMX
-      {DType::kBFloat16, "-avx512bf16,+avx512bw,+avx512f", false},
-      {DType::kBFloat16, "+avx512bf16,-avx512bw,+avx512f", false},
-      {DType::kBFloat16, "+avx2,+fma", false},
-      {DType::kFloat16, "+avx512bf16,+avx512bw,+avx512f", false},
-      {DType::kFloat32, "+avx512bf16,+avx512bw,+avx512f", false},
-  };
-  for (const Case& c : cases) {
-    KernelKey key = base_cpu_key();
-    key.dtype_q = key.dtype_kv = key.dtype_o = c.dtype;
-    key.target.features = c.features;
-    key.block_m = 16;
-    const std::string source = generate_cpu_source(key);
-    EXPECT_TRUE(contains(source, line_for("kUseBf16Dot", c.dot))) << key.to_string();
-    EXPECT_EQ(cpu_uses_bf16_dot(key), c.dot) << key.to_string();
-  }
+  expect_path(
+      {
+          {DType::kBFloat16, "+avx512bf16,+avx512bw,+avx512f", true},
+          {DType::kBFloat16, "+avx512bf16,+avx512bw,+avx512f,-amx-bf16,+amx-tile", true},
+          {DType::kBFloat16, "+amx-bf16,+amx-tile,+avx512bf16,+avx512bw,+avx512f", false},  // AMX
+          {DType::kBFloat16, "-avx512bf16,+avx512bw,+avx512f", false},
+          {DType::kBFloat16, "+avx512bf16,-avx512bw,+avx512f", false},
+          {DType::kBFloat16, "+avx2,+fma", false},
+          {DType::kFloat16, "+avx512bf16,+avx512bw,+avx512f", false},
+          {DType::kFloat32, "+avx512bf16,+avx512bw,+avx512f", false},
+      },
+      "kUseBf16Dot", cpu_uses_bf16_dot);
 }
 
 // Every flag, the dtypes, head dims and tiles appear in the config struct.
