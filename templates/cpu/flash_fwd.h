@@ -147,8 +147,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     }
   }
 
-  // At most 4 real rows in a 16-row tile (decode) on the bf16 pair path: keys along the lanes
-  // (bf16_dot_tiles.h, qk_heads4_bf16).
+  // At most 4 real rows in a 16-row tile (decode) on the bf16 pair path: the head dim along the
+  // lanes, 4 head groups x 4 rows a key (bf16_dot_tiles.h, qk_heads4_bf16).
   const bool dot_rows4 = Sh::kDot && BM == 16 && it.nrows <= 4;
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
