@@ -1,7 +1,8 @@
 // The online softmax and the P transpose of the AMX kernel for 16-row tiles whose real rows are
 // at most 4 (decode: one query of a GQA group of <= 4 heads). S^T[key][16 rows] holds 12 padding
 // rows there; these steps gather the 4 real rows of 4 keys into one vector instead, so that the
-// exponentials, the maxima and the transpose do a quarter of the work.
+// exponentials, the maxima and the transpose do a quarter of the work. The bf16 pair path
+// (bf16_dot_tiles.h) computes S gathered in the first place and uses the softmax only.
 #pragma once
 
 #include "flashjit/cpu/fp32_tiles.h"
