@@ -198,22 +198,6 @@ inline void pack_q_rows4(const bf16* const* rows, int nrows, unsigned* q4) {
     }
 }
 
-// One level of the reduction tree: lanes of a and b in groups of 2 H, each group's two halves
-// added, a's groups and b's interleaved.
-template <int H>
-inline f32x16 fold(f32x16 a, f32x16 b) {
-#define FJ_LO(i) (((i) / H) % 2 * 16 + (i) / (2 * H) * 2 * H + (i) % H)
-#define FJ_HI(i) (FJ_LO(i) + H)
-  return __builtin_shufflevector(a, b, FJ_LO(0), FJ_LO(1), FJ_LO(2), FJ_LO(3), FJ_LO(4), FJ_LO(5),
-                                 FJ_LO(6), FJ_LO(7), FJ_LO(8), FJ_LO(9), FJ_LO(10), FJ_LO(11),
-                                 FJ_LO(12), FJ_LO(13), FJ_LO(14), FJ_LO(15)) +
-         __builtin_shufflevector(a, b, FJ_HI(0), FJ_HI(1), FJ_HI(2), FJ_HI(3), FJ_HI(4), FJ_HI(5),
-                                 FJ_HI(6), FJ_HI(7), FJ_HI(8), FJ_HI(9), FJ_HI(10), FJ_HI(11),
-                                 FJ_HI(12), FJ_HI(13), FJ_HI(14), FJ_HI(15));
-#undef FJ_LO
-#undef FJ_HI
-}
-
 // Scores of key n for 4 head groups h (their K rows adjacent in a cache, so that a token's rows
 // are read in order) x 4 rows: 16 dot products over 16-pair chunks of the head dim side by side,
 // then a transpose-and-add tree sums each one's 16 lanes into lane 4 h + r. Stored at st[h] + 4 n:
@@ -224,7 +208,6 @@ template <int D>
 inline void qk_heads4_bf16(const unsigned* const* q4, const bf16* k, const long long* delta,
                            float* const* st, int nheads, int n) {
   constexpr int J = D / 2, Jp = round_up(J, 16);
-  constexpr int kBitrev[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
   f32x16 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = 0.0f;
   for (int j0 = 0; j0 < Jp; j0 += 16) {
@@ -232,21 +215,11 @@ inline void qk_heads4_bf16(const unsigned* const* q4, const bf16* k, const long 
       const bf16* row = k + delta[h < nheads ? h : 0] + 2 * j0;
       const u32x16 kv = J - j0 >= 16 ? load_u32(row) : load_u32_partial(row, J - j0);
       for (int r = 0; r < 4; ++r)
-        acc[kBitrev[4 * h + r]] =
-            dot2(acc[kBitrev[4 * h + r]], kv, load_u32(q4[h < nheads ? h : 0] + r * Jp + j0));
+        acc[kBitrev4[4 * h + r]] =
+            dot2(acc[kBitrev4[4 * h + r]], kv, load_u32(q4[h < nheads ? h : 0] + r * Jp + j0));
     }
   }
-  f32x16 l8[8], l4[4], l2[2];
-  for (int i = 0; i < 8; ++i) l8[i] = fold<8>(acc[2 * i], acc[2 * i + 1]);
-  for (int i = 0; i < 4; ++i) l4[i] = fold<4>(l8[2 * i], l8[2 * i + 1]);
-  for (int i = 0; i < 2; ++i) l2[i] = fold<2>(l4[2 * i], l4[2 * i + 1]);
-  const f32x16 sums = fold<1>(l2[0], l2[1]);
-  typedef float f32x4 __attribute__((ext_vector_type(4)));
-  const f32x4 s4[4] = {__builtin_shufflevector(sums, sums, 0, 1, 2, 3),
-                       __builtin_shufflevector(sums, sums, 4, 5, 6, 7),
-                       __builtin_shufflevector(sums, sums, 8, 9, 10, 11),
-                       __builtin_shufflevector(sums, sums, 12, 13, 14, 15)};
-  for (int h = 0; h < 4 && h < nheads; ++h) __builtin_memcpy(st[h] + 4 * n, &s4[h], sizeof(f32x4));
+  store_quads(reduce16(acc), st, 4LL * n, nheads);
 }
 
 // P of softmax_block_rows4 (gathered, keys [a4, e4) valid, multiples of 4) to bf16 pairs

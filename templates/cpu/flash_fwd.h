@@ -147,9 +147,10 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     }
   }
 
-  // At most 4 real rows in a 16-row tile (decode) on the bf16 pair path: the head dim along the
-  // lanes, 4 head groups x 4 rows a key (bf16_dot_tiles.h, qk_heads4_bf16).
+  // At most 4 real rows in a 16-row tile (decode) on the bf16 pair or the fp32 path: the head dim
+  // along the lanes, 4 head groups x 4 rows a key (qk_heads4_bf16, qk_heads4_f32).
   const bool dot_rows4 = Sh::kDot && BM == 16 && it.nrows <= 4;
+  const bool f32_rows4 = !Sh::kAmx && !Sh::kDot && BM == 16 && it.nrows <= 4;
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
   const int hk0 = kv_head<Cfg>(p, it.hg0);
@@ -180,7 +181,10 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
 #endif
     } else {
       // The fp32 path folds the scale into Q; the AMX path scales S (Q stays exact bf16).
-      pack_q_transposed<D, BM>(qrows, it.nrows, p.score_scale, (float*)q_of(t));
+      if (f32_rows4)
+        pack_q_rows4_f32<D, Dp>(qrows, it.nrows, p.score_scale, (float*)q_of(t));
+      else
+        pack_q_transposed<D, BM>(qrows, it.nrows, p.score_scale, (float*)q_of(t));
     }
     float* o = o_of(t);
     for (int c = 0; c < BM * DVp; c += 16) store(o + c, 0.0f);
@@ -316,6 +320,31 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     } else {
       float* kf = (float*)(scratch + Sh::kKf);
       float* vs = (float*)(scratch + Sh::kVf);
+      if (f32_rows4) {
+        // K read in place, a token's head groups together; P V on the gathered P (row stride 4).
+        const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
+        for (int key = a4; key < e4 && key < nb; ++key)
+          for (int t0 = 0; t0 < it.nheads; t0 += 4) {
+            const float* q4[4];
+            float* st4[4];
+            long long delta[4];
+            for (int h = 0; h < 4; ++h) {
+              const int t = t0 + h < it.nheads ? t0 + h : t0;
+              q4[h] = (const float*)q_of(t);
+              st4[h] = st_of(t);
+              delta[h] = kdelta[t] - kdelta[t0];
+            }
+            qk_heads4_f32<D, Dp>(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
+          }
+        for (int t = 0; t < it.nheads; ++t) {
+          if (t == 0 || vdelta[t] != vdelta[t - 1])
+            pack_rows_fp32<DVp>(vrows, vdelta[t], nb, nb, DV, vs);
+          const RowState rs = state_of(t);
+          softmax_block_rows4<Cfg, true>(p, st_of(t), rs, lo, hi, ga[0], ge[0], n0, needs_mask);
+          pv_rows4_fp32<DVp>(st_of(t), vs, o_of(t), rs.alpha, ga[0], ge[0]);
+        }
+        continue;
+      }
       for (int t = 0; t < it.nheads; ++t) {
         // Head groups that share a KV head (GQA without packing) share its packed block.
         if (t == 0 || kdelta[t] != kdelta[t - 1]) {

@@ -120,4 +120,51 @@ inline void pack_rows_fp32(const T* const* rows, long long delta, int nb, int n_
     for (int c = 0; c < W; c += 16) store(dst + n * W + c, 0.0f);
 }
 
+// Decode tiles with at most 4 real rows on the fp32 path (fp16, fp32, or bf16 without AVX-512
+// BF16): as qk_heads4_bf16, the head dim along the lanes and 4 head groups x 4 rows of dot
+// products a key, K converted as it is loaded. With rows along the lanes 12 of 16 would be padding.
+
+// q4[r][Dp] = q[r] * scale for r < 4 (zero rows from nrows, zero past D).
+template <int D, int Dp, typename T>
+inline void pack_q_rows4_f32(const T* const* rows, int nrows, float scale, float* q4) {
+  for (int r = 0; r < 4; ++r)
+    for (int d0 = 0; d0 < Dp; d0 += 16) {
+      f32x16 x = 0.0f;
+      if (r < nrows && d0 < D)
+        x = (D - d0 >= 16 ? load_f32(rows[r] + d0) : load_f32_partial(rows[r] + d0, D - d0)) *
+            scale;
+      store(q4 + r * Dp + d0, x);
+    }
+}
+
+// Scores of key n for 4 head groups x 4 rows, stored gathered at st[h] + 4 n (see
+// qk_heads4_bf16). k: key n's row of head group 0; delta[h]: head group h's offset from it.
+template <int D, int Dp, typename T>
+inline void qk_heads4_f32(const float* const* q4, const T* k, const long long* delta,
+                          float* const* st, int nheads, int n) {
+  f32x16 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = 0.0f;
+  for (int d0 = 0; d0 < Dp; d0 += 16) {
+    for (int h = 0; h < 4; ++h) {
+      const T* row = k + delta[h < nheads ? h : 0] + d0;
+      const f32x16 kv = D - d0 >= 16 ? load_f32(row) : load_f32_partial(row, D - d0);
+      for (int r = 0; r < 4; ++r)
+        acc[kBitrev4[4 * h + r]] += kv * load(q4[h < nheads ? h : 0] + r * Dp + d0);
+    }
+  }
+  store_quads(reduce16(acc), st, 4LL * n, nheads);
+}
+
+// O[r] = O[r] * alpha[r] + P V for rows 0 .. 3 and keys [a, e), P gathered (softmax_block_rows4:
+// key n's rows at pg + 4 n).
+template <int DVp>
+inline void pv_rows4_fp32(const float* pg, const float* vs, float* o, const float* alpha, int a,
+                          int e) {
+  constexpr int kVecs = DVp / 16;
+  constexpr int kTail = kVecs % 4;
+  int c = 0;
+  for (; c + 4 <= kVecs; c += 4) pv_rows<DVp, 4, 4>(pg, vs, 0, c * 16, o, alpha, a, e);
+  if constexpr (kTail > 0) pv_rows<DVp, 4, kTail>(pg, vs, 0, c * 16, o, alpha, a, e);
+}
+
 }  // namespace flashjit_cpu

@@ -166,4 +166,39 @@ inline void transpose16(u32x16* r) {
   transpose_round<1>(r);
 }
 
+// One level of the reduction tree: lanes of a and b in groups of 2 H, each group's two halves
+// added, a's groups and b's interleaved.
+template <int H>
+inline f32x16 fold(f32x16 a, f32x16 b) {
+#define FJ_LO(i) (((i) / H) % 2 * 16 + (i) / (2 * H) * 2 * H + (i) % H)
+#define FJ_HI(i) (FJ_LO(i) + H)
+  return __builtin_shufflevector(a, b, FJ_LO(0), FJ_LO(1), FJ_LO(2), FJ_LO(3), FJ_LO(4), FJ_LO(5),
+                                 FJ_LO(6), FJ_LO(7), FJ_LO(8), FJ_LO(9), FJ_LO(10), FJ_LO(11),
+                                 FJ_LO(12), FJ_LO(13), FJ_LO(14), FJ_LO(15)) +
+         __builtin_shufflevector(a, b, FJ_HI(0), FJ_HI(1), FJ_HI(2), FJ_HI(3), FJ_HI(4), FJ_HI(5),
+                                 FJ_HI(6), FJ_HI(7), FJ_HI(8), FJ_HI(9), FJ_HI(10), FJ_HI(11),
+                                 FJ_HI(12), FJ_HI(13), FJ_HI(14), FJ_HI(15));
+#undef FJ_LO
+#undef FJ_HI
+}
+
+// Sums each of 16 vectors' lanes: lane i of the result is the sum of acc[bitrev4(i)] (a tree of
+// 15 folds). The 4-row decode scores (fp32_tiles.h, bf16_dot_tiles.h) feed input 4 h + r as
+// acc[kBitrev4[4 h + r]], so that lane 4 h + r holds its sum.
+constexpr int kBitrev4[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+inline f32x16 reduce16(const f32x16* acc) {
+  f32x16 l8[8], l4[4], l2[2];
+  for (int i = 0; i < 8; ++i) l8[i] = fold<8>(acc[2 * i], acc[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) l4[i] = fold<4>(l8[2 * i], l8[2 * i + 1]);
+  for (int i = 0; i < 2; ++i) l2[i] = fold<2>(l4[2 * i], l4[2 * i + 1]);
+  return fold<1>(l2[0], l2[1]);
+}
+
+// Lanes 4 h .. 4 h + 3 of v (h < n) to dst[h] + at.
+inline void store_quads(f32x16 v, float* const* dst, long long at, int n) {
+  float out[16];
+  store(out, v);
+  for (int h = 0; h < 4 && h < n; ++h) __builtin_memcpy(dst[h] + at, out + 4 * h, 16);
+}
+
 }  // namespace flashjit_cpu
