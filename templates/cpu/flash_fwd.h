@@ -151,6 +151,25 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
   // along the lanes, 4 head groups x 4 rows a key (qk_heads4_bf16, qk_heads4_f32).
   const bool dot_rows4 = Sh::kDot && BM == 16 && it.nrows <= 4;
   const bool f32_rows4 = !Sh::kAmx && !Sh::kDot && BM == 16 && it.nrows <= 4;
+  // Their scores: keys [ga[0] & ~3, round_up(ge[0], 4)) of the block (the gathered S of
+  // softmax_block_rows4), a token's head groups together, 4 at a time (the last quad repeats
+  // head group t0, which the score functions do not store): score(q4, k, delta, st4, n, key).
+  auto score_rows4 = [&]<typename QT>(int nb, const TKV* const* krows, const long long* kdelta,
+                                      auto&& score) {
+    for (int key = ga[0] & ~3; key < round_up(ge[0], 4) && key < nb; ++key)
+      for (int t0 = 0; t0 < it.nheads; t0 += 4) {
+        const QT* q4[4];
+        float* st4[4];
+        long long delta[4];
+        for (int h = 0; h < 4; ++h) {
+          const int t = t0 + h < it.nheads ? t0 + h : t0;
+          q4[h] = (const QT*)q_of(t);
+          st4[h] = st_of(t);
+          delta[h] = kdelta[t] - kdelta[t0];
+        }
+        score(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
+      }
+  };
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
   const int hk0 = kv_head<Cfg>(p, it.hg0);
@@ -265,22 +284,9 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       // streaming read with no arithmetic at all (b1 s_k 32k, docs/PERF.md). K is read in place;
       // V is interleaved by key pairs into each KV head's buffer.
       if (dot_rows4) {
-        // Keys [a4, e4): the gathered S of softmax_block_rows4. Head groups 4 at a time.
         const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
-        for (int key = a4; key < e4 && key < nb; ++key)
-          for (int t0 = 0; t0 < it.nheads; t0 += 4) {
-            const unsigned* q4[4];
-            float* st4[4];
-            long long delta[4];
-            for (int h = 0; h < 4; ++h) {
-              const int t = t0 + h < it.nheads ? t0 + h : t0;
-              q4[h] = (const unsigned*)q_of(t);
-              st4[h] = st_of(t);
-              delta[h] = kdelta[t] - kdelta[t0];
-            }
-            qk_heads4_bf16<D>(q4, (const bf16*)krows[key] + kdelta[t0], delta, st4, it.nheads - t0,
-                              key);
-          }
+        score_rows4.template operator()<unsigned>(nb, krows, kdelta,
+                                                  [](auto&&... a) { qk_heads4_bf16<D>(a...); });
         for (int t = 0; t < it.nheads; ++t) {
           softmax_block_rows4<Cfg, true>(p, st_of(t), state_of(t), lo, hi, ga[0], ge[0], n0,
                                          needs_mask);
@@ -322,20 +328,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       float* vs = (float*)(scratch + Sh::kVf);
       if (f32_rows4) {
         // K read in place, a token's head groups together; P V on the gathered P (row stride 4).
-        const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
-        for (int key = a4; key < e4 && key < nb; ++key)
-          for (int t0 = 0; t0 < it.nheads; t0 += 4) {
-            const float* q4[4];
-            float* st4[4];
-            long long delta[4];
-            for (int h = 0; h < 4; ++h) {
-              const int t = t0 + h < it.nheads ? t0 + h : t0;
-              q4[h] = (const float*)q_of(t);
-              st4[h] = st_of(t);
-              delta[h] = kdelta[t] - kdelta[t0];
-            }
-            qk_heads4_f32<D, Dp>(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
-          }
+        score_rows4.template operator()<float>(nb, krows, kdelta,
+                                               [](auto&&... a) { qk_heads4_f32<D, Dp>(a...); });
         for (int t = 0; t < it.nheads; ++t) {
           if (t == 0 || vdelta[t] != vdelta[t - 1])
             pack_rows_fp32<DVp>(vrows, vdelta[t], nb, nb, DV, vs);
