@@ -58,9 +58,9 @@ struct Shape {
   static constexpr long long kRowPtrs = kRows + align((long long)BM * 4 * 4);  // lo, hi, ga, ge
   // Rotary: the rotated query rows of one head group, in the q dtype, before packing.
   static constexpr long long kQRot =
-      kRowPtrs + align((long long)(2 * BN > BM ? 2 * BN : BM) * sizeof(void*));
-  // K and V row pointers of a key block (BN each); Q row pointers (BM) reuse the space before
-  // the key loop.
+      kRowPtrs + align((long long)(4 * BN > BM ? 4 * BN : BM) * sizeof(void*));
+  // K and V row pointers of a key block and of the next one (BN each); Q row pointers (BM) reuse
+  // the space before the key loop.
   static constexpr long long kBytes =
       kQRot + (Cfg::kRotary ? align((long long)BM * D * sizeof(typename Cfg::ElementQ)) : 0);
 };
@@ -107,6 +107,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
   int* ge = ga + BM / 16;
   const TKV** krows = (const TKV**)(scratch + Sh::kRowPtrs);
   const TKV** vrows = krows + BN;
+  const TKV** next_krows = vrows + BN;
+  const TKV** next_vrows = next_krows + BN;
   const TQ** qrows = (const TQ**)krows;  // Q rows are packed before any key row is gathered
   using H = typename Sh::PerHead;
   auto head = [&](int t, long long region) {
@@ -154,9 +156,9 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
   // Their scores: keys [ga[0] & ~3, round_up(ge[0], 4)) of the block (the gathered S of
   // softmax_block_rows4), a token's head groups together, 4 at a time (the last quad repeats
   // head group t0, which the score functions do not store): score(q4, k, delta, st4, n, key).
-  auto score_rows4 = [&]<typename QT>(int nb, const TKV* const* krows, const long long* kdelta,
+  auto score_rows4 = [&]<typename QT>(int nb, const long long* kdelta, auto&& prefetch,
                                       auto&& score) {
-    for (int key = ga[0] & ~3; key < round_up(ge[0], 4) && key < nb; ++key)
+    for (int key = ga[0] & ~3; key < round_up(ge[0], 4) && key < nb; ++key) {
       for (int t0 = 0; t0 < it.nheads; t0 += 4) {
         const QT* q4[4];
         float* st4[4];
@@ -169,6 +171,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
         }
         score(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
       }
+      prefetch(key);
+    }
   };
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
@@ -225,7 +229,33 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
 
   for (int n0 = n_lo; n0 < n_hi; n0 += BN) {
     const int nb = n_hi - n0 < BN ? n_hi - n0 : BN;
-    gather_rows<Cfg>(p, it, hk0, n0, nb, krows, vrows);
+    if (n0 == n_lo) {
+      gather_rows<Cfg>(p, it, hk0, n0, nb, krows, vrows);
+    } else {  // gathered by the previous block
+      const TKV** k = krows;
+      const TKV** v = vrows;
+      krows = next_krows, vrows = next_vrows, next_krows = k, next_vrows = v;
+    }
+    const int nb_next = n_hi - n0 - nb < BN ? n_hi - n0 - nb : BN;
+    if (nb_next > 0) gather_rows<Cfg>(p, it, hk0, n0 + nb, nb_next, next_krows, next_vrows);
+    // The pair and fp32 decode walks read rows as K of this block, V of this block, K of the
+    // next block; at row `pos` of that sequence they ask for row pos + kPrefetchRows (all its
+    // head groups) in L2. The hardware prefetchers alone stay too close to a compute-heavy walk:
+    // bench decode b1 s_k 32k 17.3 -> 23.5 GB/s, b8 21.5 -> 29.1 on Zen 4; prefetcht0 (into L1)
+    // was slower than none (docs/PERF.md, session 14).
+    auto prefetch_row = [&](int pos) __attribute__((noinline)) {
+      pos += kPrefetchRows;
+      const bool is_k = pos < nb || pos >= 2 * nb;
+      const TKV* row = pos < nb                 ? krows[pos]
+                       : pos < 2 * nb           ? vrows[pos - nb]
+                       : pos - 2 * nb < nb_next ? next_krows[pos - 2 * nb]
+                                                : nullptr;
+      if (!row) return;
+      const long long* delta = is_k ? kdelta : vdelta;
+      for (int t = 0; t < it.nheads; ++t)
+        if (t == 0 || delta[t] != delta[t - 1])
+          prefetch_l2(row + delta[t], (is_k ? D : DV) * (int)sizeof(TKV));
+    };
     const bool needs_mask = n0 < max_lo || n0 + nb > min_hi;
     block_ranges<BM>(lo, hi, n0, nb, ga, ge);
     if constexpr (Sh::kAmx) {
@@ -285,7 +315,7 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       // V is interleaved by key pairs into each KV head's buffer.
       if (dot_rows4) {
         const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
-        score_rows4.template operator()<unsigned>(nb, krows, kdelta,
+        score_rows4.template operator()<unsigned>(nb, kdelta, prefetch_row,
                                                   [](auto&&... a) { qk_heads4_bf16<D>(a...); });
         for (int t = 0; t < it.nheads; ++t) {
           softmax_block_rows4<Cfg, true>(p, st_of(t), state_of(t), lo, hi, ga[0], ge[0], n0,
@@ -309,11 +339,14 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       int src[Sh::BH];
       for (int t = 0; t < it.nheads; ++t)
         src[t] = t > 0 && vdelta[t] == vdelta[t - 1] ? src[t - 1] : t;
-      for (int n = 0; n < nb; n += 2)
+      for (int n = 0; n < nb; n += 2) {
         for (int t = 0; t < it.nheads; ++t)
           if (src[t] == t)
             pack_v_pairs<DV, DVp>((const bf16* const*)vrows, vdelta[t], n, n + 2 < nb ? n + 2 : nb,
                                   (unsigned*)head(t, H::kV));
+        prefetch_row(nb + n);
+        prefetch_row(nb + n + 1);
+      }
       for (int t = 0; t < it.nheads; ++t) {
         const unsigned* vp = (const unsigned*)head(src[t], H::kV);
         if (dot_rows4)
@@ -328,7 +361,7 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       float* vs = (float*)(scratch + Sh::kVf);
       if (f32_rows4) {
         // K read in place, a token's head groups together; P V on the gathered P (row stride 4).
-        score_rows4.template operator()<float>(nb, krows, kdelta,
+        score_rows4.template operator()<float>(nb, kdelta, prefetch_row,
                                                [](auto&&... a) { qk_heads4_f32<D, Dp>(a...); });
         for (int t = 0; t < it.nheads; ++t) {
           if (t == 0 || vdelta[t] != vdelta[t - 1])

@@ -194,6 +194,13 @@ inline f32x16 reduce16(const f32x16* acc) {
   return fold<1>(l2[0], l2[1]);
 }
 
+// Asks for the lines of [p, p + bytes) in L2 (prefetcht1); never faults.
+inline void prefetch_l2(const void* p, int bytes) {
+  for (int b = 0; b < bytes; b += 64) __builtin_prefetch((const char*)p + b, 0, 2);
+}
+// How many K/V rows (tokens) ahead the decode walks prefetch: 8, 16 and 32 measured the same.
+constexpr int kPrefetchRows = 16;
+
 // Lanes 4 h .. 4 h + 3 of v (h < n) to dst[h] + at.
 inline void store_quads(f32x16 v, float* const* dst, long long at, int n) {
   float out[16];

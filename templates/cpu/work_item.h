@@ -72,8 +72,8 @@ inline void row_coords(const FwdParams& p, const WorkItem& it, int hg, int r, in
 // Row pointers of keys [n0, n0 + nb) of KV head hk in K and V. A paged cache walks its pages with
 // one division per block instead of one per key.
 template <class Cfg, typename T>
-inline void gather_rows(const FwdParams& p, const WorkItem& it, int hk, int n0, int nb,
-                        const T** krows, const T** vrows) {
+__attribute__((noinline)) void gather_rows(const FwdParams& p, const WorkItem& it, int hk, int n0,
+                                           int nb, const T** krows, const T** vrows) {
   const T* k = (const T*)p.k + hk * p.k_head_stride;
   const T* v = (const T*)p.v + hk * p.v_head_stride;
   if constexpr (Cfg::kPagedKV) {
