@@ -171,7 +171,7 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
         }
         score(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
       }
-      prefetch(key);
+      prefetch(key + kPrefetchRows);
     }
   };
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
@@ -238,13 +238,12 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     }
     const int nb_next = n_hi - n0 - nb < BN ? n_hi - n0 - nb : BN;
     if (nb_next > 0) gather_rows<Cfg>(p, it, hk0, n0 + nb, nb_next, next_krows, next_vrows);
-    // The pair and fp32 decode walks read rows as K of this block, V of this block, K of the
-    // next block; at row `pos` of that sequence they ask for row pos + kPrefetchRows (all its
-    // head groups) in L2. The hardware prefetchers alone stay too close to a compute-heavy walk:
+    // The pair and fp32 walks read rows as K of this block, V of this block, K of the next
+    // block; at row `pos` of that sequence they ask for row pos + kPrefetchRows (all its head
+    // groups) in L2. The hardware prefetchers alone stay too close to a compute-heavy walk:
     // bench decode b1 s_k 32k 17.3 -> 23.5 GB/s, b8 21.5 -> 29.1 on Zen 4; prefetcht0 (into L1)
     // was slower than none (docs/PERF.md, session 14).
     auto prefetch_row = [&](int pos) __attribute__((noinline)) {
-      pos += kPrefetchRows;
       const bool is_k = pos < nb || pos >= 2 * nb;
       const TKV* row = pos < nb                 ? krows[pos]
                        : pos < 2 * nb           ? vrows[pos - nb]
@@ -324,11 +323,16 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
           pack_p_pairs_rows4(st_of(t), a4, e4, (unsigned*)st_of(t) + 4 * BN);
         }
       } else {
+        // 32 keys at a time, head group by head group; the rows of the next 32 keys are asked
+        // for in as many portions.
         for (int n = 0; n < nb; n += 32) {
           const int n_end = nb - n < 32 ? nb : n + 32;
-          for (int t = 0; t < it.nheads; ++t)
+          for (int t = 0; t < it.nheads; ++t) {
             qk_bf16<D, BM>((const unsigned*)q_of(t), (const bf16* const*)krows, kdelta[t], st_of(t),
                            n, n_end, ga, ge);
+            for (int j = 32 * t / it.nheads; j < 32 * (t + 1) / it.nheads; ++j)
+              prefetch_row(n + 32 + j);
+          }
         }
         for (int t = 0; t < it.nheads; ++t) {
           softmax_block<Cfg>(p, st_of(t), state_of(t), lo, hi, ga, ge, n0, needs_mask);
@@ -344,8 +348,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
           if (src[t] == t)
             pack_v_pairs<DV, DVp>((const bf16* const*)vrows, vdelta[t], n, n + 2 < nb ? n + 2 : nb,
                                   (unsigned*)head(t, H::kV));
-        prefetch_row(nb + n);
-        prefetch_row(nb + n + 1);
+        prefetch_row(nb + n + kPrefetchRows);
+        prefetch_row(nb + n + 1 + kPrefetchRows);
       }
       for (int t = 0; t < it.nheads; ++t) {
         const unsigned* vp = (const unsigned*)head(src[t], H::kV);
