@@ -238,9 +238,10 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     }
     const int nb_next = n_hi - n0 - nb < BN ? n_hi - n0 - nb : BN;
     if (nb_next > 0) gather_rows<Cfg>(p, it, hk0, n0 + nb, nb_next, next_krows, next_vrows);
-    // The pair and fp32 walks read rows as K of this block, V of this block, K of the next
-    // block; at row `pos` of that sequence they ask for row pos + kPrefetchRows (all its head
-    // groups) in L2. The hardware prefetchers alone stay too close to a compute-heavy walk:
+    // The walks of the pair path and of the fp32 4-row decode read rows as K of this block, V of
+    // this block, K of the next block; at row `pos` of that sequence they ask for row
+    // pos + kPrefetchRows (all its head groups) in L2 (the pair path's general Q K^T asks for
+    // its next 32 keys). The hardware prefetchers alone stay too close to a compute-heavy walk:
     // bench decode b1 s_k 32k 17.3 -> 23.5 GB/s, b8 21.5 -> 29.1 on Zen 4; prefetcht0 (into L1)
     // was slower than none (docs/PERF.md, session 14).
     auto prefetch_row = [&](int pos) __attribute__((noinline)) {
