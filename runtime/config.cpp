@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 
 #include "cache/disk_cache.h"
@@ -39,6 +40,10 @@ JitConfig read_config() {
                               &c.cuda_num_stages);
     if (n < 3) c.cuda_block_m = c.cuda_block_n = c.cuda_num_warps = 0;
     if (n < 4) c.cuda_num_stages = 0;
+  }
+  if (const char* o = std::getenv("FLASHJIT_NVRTC_OPTIONS")) {
+    std::istringstream words(o);
+    for (std::string w; words >> w;) c.nvrtc_options.push_back(w);
   }
   return c;
 }

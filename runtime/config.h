@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace flashjit {
 
@@ -18,6 +19,10 @@ struct JitConfig {
   // FLASHJIT_CUDA_TILES="block_m,block_n,num_warps[,num_stages]": replaces the CUDA tile heuristic
   // (for tuning experiments; an unsupported combination fails the call with a clear error).
   int cuda_block_m = 0, cuda_block_n = 0, cuda_num_warps = 0, cuda_num_stages = 0;
+  // FLASHJIT_NVRTC_OPTIONS="opt ...": NVRTC options appended to flashjit's own, split at
+  // whitespace (compile-time experiments such as --ptxas-options=-O1). They are part of the cache
+  // digest, so kernels built with and without them never share an entry.
+  std::vector<std::string> nvrtc_options;
 };
 
 const JitConfig& jit_config();

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "flashjit/error.h"
+#include "runtime/config.h"
 #include "runtime/cuda_api.h"
 #include "runtime/embedded_templates.h"
 
@@ -42,14 +43,17 @@ std::string nvrtc_identity() {
 // --split-compile=0: the optimizer and ptxas take a key's entries (attention, split combine,
 // append) on parallel threads, one per CPU (the serving decode key: 0.95 -> 0.86 s on 2 cores;
 // one-entry keys unchanged).
+// FLASHJIT_NVRTC_OPTIONS come last, so that a later option of theirs overrides an earlier one.
 std::vector<std::string> nvrtc_options(const std::string& arch) {
-  return {"--gpu-architecture=" + arch,
-          "-std=c++17",
-          "--ptxas-options=-v",
-          "-DNDEBUG",
-          "--device-int128",
-          "--no-cache",
-          "--split-compile=0"};
+  std::vector<std::string> options = {"--gpu-architecture=" + arch,
+                                      "-std=c++17",
+                                      "--ptxas-options=-v",
+                                      "-DNDEBUG",
+                                      "--device-int128",
+                                      "--no-cache",
+                                      "--split-compile=0"};
+  for (const std::string& o : jit_config().nvrtc_options) options.push_back(o);
+  return options;
 }
 
 Cubin compile_cubin(const std::string& source, const std::string& arch,

@@ -4,7 +4,8 @@
 # in one call so that both see the same GPU and clocks. Extra arguments go to flashjit_cuda_bench
 # (e.g. --prefill-only --d 128). AB_VARIANTS="tag=ENV=VALUE ..." adds runs of the new build with
 # extra environment (e.g. "bn32=FLASHJIT_CUDA_TILES=128,32,4,2"); AB_BUILDS="tag=DIR ..." adds
-# other bundles (DIR relative to the repository root, laid out like .device/build).
+# other bundles (DIR relative to the repository root, laid out like .device/build). Compile rows
+# (ms) come from the first round, where each build or variant compiles its own keys.
 # Usage: scripts/device_ab.sh [rounds] [bench args...]   Results go to $OUT/ab.jsonl.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +18,7 @@ run_one() {  # tag build [env assignment]
   local tag="$1" build="$2"
   shift 2
   env "$@" "$build/tools/flashjit_cuda_bench" "${bench_args[@]}" 2>>"$out/ab.err" |
-    grep '"kind": "\(prefill\|decode\|decode_append\)"' |
+    grep '"kind": "\(prefill\|decode\|decode_append\|compile\)"' |
     sed "s/^{/{\"tag\": \"$tag\", /" >>"$out/ab.jsonl"
 }
 bench_args=("$@")
@@ -37,10 +38,10 @@ import collections, json, sys
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    shape = tuple((k, r[k]) for k in ("kind", "D", "DV", "S", "B", "Sk", "H", "Hk", "page", "causal",
-                                      "num_splits")
+    shape = tuple((k, r[k]) for k in ("kind", "key", "D", "DV", "S", "B", "Sk", "H", "Hk", "page",
+                                      "causal", "num_splits")
                   if k in r)
-    val = r.get("tflops", r.get("tbps"))
+    val = r.get("tflops", r.get("tbps", r.get("compile_ms")))  # compile: first round only
     if "host_us" in r:
         val = f"{val:g} ({r['host_us']:g} us host)"
     rows.setdefault(shape, collections.defaultdict(list))[r["tag"]].append(val)

@@ -159,6 +159,25 @@ TEST_P(CudaCompile, CompilesWithoutSpills) {
   RecordProperty("compile_ms", static_cast<int>(cubin.compile_ms));
 }
 
+// FLASHJIT_NVRTC_OPTIONS reach NVRTC, after flashjit's own options. The ctest variant
+// CudaCompileExtraOptions sets them to "-lineinfo --ptxas-options=-O1"; line info shows as a
+// .debug_line section in the cubin, so the test fails when the options are dropped.
+TEST(CudaCompileOptions, EnvironmentOptionsAreAppendedAndReachNvrtc) {
+  const char* env = std::getenv("FLASHJIT_NVRTC_OPTIONS");
+  if (!env || !*env) GTEST_SKIP() << "runs in the ctest variant CudaCompileExtraOptions";
+  std::string why;
+  if (!cuda::nvrtc(&why)) GTEST_SKIP() << "NVRTC unavailable: " << why;
+  const std::vector<std::string> options = nvrtc_options("sm_90a");
+  ASSERT_GE(options.size(), 2u);
+  EXPECT_EQ(options[options.size() - 2], "-lineinfo");
+  EXPECT_EQ(options.back(), "--ptxas-options=-O1");
+  const KernelKey key = cuda_key("sm_90a", DType::kBFloat16, 128, 128, 4096).canonicalize();
+  const Cubin cubin = compile_cubin(generate_cuda_source(key), key.target.cpu, key.name());
+  ASSERT_GT(cubin.usage.registers, 0) << cubin.log;
+  const std::string bytes(cubin.bytes.begin(), cubin.bytes.end());
+  EXPECT_NE(bytes.find(".debug_line"), std::string::npos) << "no line info in the cubin";
+}
+
 INSTANTIATE_TEST_SUITE_P(Keys, CudaCompile, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
 
