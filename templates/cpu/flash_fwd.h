@@ -170,8 +170,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
           delta[h] = kdelta[t] - kdelta[t0];
         }
         score(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
+        prefetch(key + kPrefetchRows, t0, t0 + 4 < it.nheads ? t0 + 4 : it.nheads);
       }
-      prefetch(key + kPrefetchRows);
     }
   };
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
@@ -240,11 +240,13 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
     if (nb_next > 0) gather_rows<Cfg>(p, it, hk0, n0 + nb, nb_next, next_krows, next_vrows);
     // The walks of the pair path and of the fp32 4-row decode read rows as K of this block, V of
     // this block, K of the next block; at row `pos` of that sequence they ask for row
-    // pos + kPrefetchRows (all its head groups) in L2 (the pair path's general Q K^T asks for
-    // its next 32 keys). The hardware prefetchers alone stay too close to a compute-heavy walk:
-    // bench decode b1 s_k 32k 17.3 -> 23.5 GB/s, b8 21.5 -> 29.1 on Zen 4; prefetcht0 (into L1)
-    // was slower than none (docs/PERF.md, session 14).
-    auto prefetch_row = [&](int pos) __attribute__((noinline)) {
+    // pos + kPrefetchRows in L2, spread out: after each head-group quad (or head group) it has
+    // read, that part of the row ahead (the pair path's general Q K^T asks for its next 32
+    // keys). The hardware prefetchers alone stay too close to a compute-heavy walk: bench decode
+    // b1 s_k 32k 17.3 -> 23.5 GB/s, b8 21.5 -> 29.1 on Zen 4; asking for whole rows at once
+    // instead of spread: 8 % slower; prefetcht0 (into L1) slower than none (docs/PERF.md).
+    auto prefetch_row = [&](int pos, int t_begin = 0, int t_end = Sh::BH)
+        __attribute__((noinline)) {
       const bool is_k = pos < nb || pos >= 2 * nb;
       const TKV* row = pos < nb                 ? krows[pos]
                        : pos < 2 * nb           ? vrows[pos - nb]
@@ -252,7 +254,7 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
                                                 : nullptr;
       if (!row) return;
       const long long* delta = is_k ? kdelta : vdelta;
-      for (int t = 0; t < it.nheads; ++t)
+      for (int t = t_begin; t < it.nheads && t < t_end; ++t)
         if (t == 0 || delta[t] != delta[t - 1])
           prefetch_l2(row + delta[t], (is_k ? D : DV) * (int)sizeof(TKV));
     };
@@ -345,12 +347,13 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       for (int t = 0; t < it.nheads; ++t)
         src[t] = t > 0 && vdelta[t] == vdelta[t - 1] ? src[t - 1] : t;
       for (int n = 0; n < nb; n += 2) {
-        for (int t = 0; t < it.nheads; ++t)
+        for (int t = 0; t < it.nheads; ++t) {
           if (src[t] == t)
             pack_v_pairs<DV, DVp>((const bf16* const*)vrows, vdelta[t], n, n + 2 < nb ? n + 2 : nb,
                                   (unsigned*)head(t, H::kV));
-        prefetch_row(nb + n + kPrefetchRows);
-        prefetch_row(nb + n + 1 + kPrefetchRows);
+          prefetch_row(nb + n + kPrefetchRows, t, t + 1);
+          prefetch_row(nb + n + 1 + kPrefetchRows, t, t + 1);
+        }
       }
       for (int t = 0; t < it.nheads; ++t) {
         const unsigned* vp = (const unsigned*)head(src[t], H::kV);
