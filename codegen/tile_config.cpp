@@ -26,14 +26,21 @@ bool cpu_uses_bf16_dot(const KernelKey& key) {
          key.target.has_feature("avx512f");
 }
 
+int cpu_pack_heads(const KernelKey& key, int group, int seqlen_q) {
+  const int rows = group * std::max(seqlen_q, 1);
+  if (cpu_uses_amx(key) || rows <= 4 || rows > 8 || group % 2 != 0) return group;
+  return group / 2;
+}
+
 // Rows along the vector lanes come in 16s. Tall row blocks pay off: every K/V block is packed once
 // per row block, and K/V rows of a (s, h, d) tensor sit h * d elements apart, so L2 set aliasing
 // keeps them from staying cached between row blocks. Worked example (d 128, fp32, one core):
 // block_m 64 -> 93 GFLOP/s, 128 -> 104, 256 with block_n 128 -> 109 (docs/PERF.md).
 // Decode (one 16-row block, e.g. GQA 32/8 packed: rows = 4) is bandwidth-bound: a work item then
-// takes up to 8 head groups, so that it streams whole K/V rows (all heads of a token are
-// contiguous) instead of one head's slice of each, while leaving at least 2 items per thread.
-// Worked example: batch 8, 8 KV heads, 2 threads -> block_h 8 (8 items); batch 1 -> block_h 2.
+// takes the head groups of up to 8 KV heads, so that it streams whole K/V rows (all heads of a
+// token are contiguous) instead of one head's slice of each, while leaving at least 2 items per
+// thread. Worked example: batch 8, 8 KV heads, 2 threads -> block_h 8 (8 items); batch 1 ->
+// block_h 2; GQA 64/8 with one query (2 head groups a KV head), split: block_h 16.
 TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem) {
   const int rows = std::max(problem.rows, 1);
   TileConfig t;
@@ -41,15 +48,16 @@ TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem) {
   t.block_n = t.block_m <= 16 || t.block_m >= 128 ? 128 : 64;
   if (t.block_m == 16) {
     const int groups = std::max(problem.head_groups, 1);
+    const int most = std::min(16, 8 * std::max(problem.groups_per_kv_head, 1));
     // A work item streams whole K/V rows of its heads: up to 8 heads of a token are one
     // contiguous run, which the prefetchers follow. Split-KV supplies the parallelism (measured
     // b1 s_k 32k, 2 threads: 52 % of DRAM with 2-head items, no split; see docs/PERF.md).
     if (problem.splittable) {
-      t.block_h = std::min(groups, 8);
+      t.block_h = std::min(groups, most);
       return t;
     }
     const long long min_items = 2LL * std::max(problem.threads, 1);
-    while (t.block_h * 2 <= std::min(groups, 8) &&
+    while (t.block_h * 2 <= std::min(groups, most) &&
            1LL * std::max(problem.batch, 1) * ((groups + t.block_h * 2 - 1) / (t.block_h * 2)) >=
                min_items) {
       t.block_h *= 2;

@@ -19,16 +19,22 @@ struct TileConfig {
 // What the heuristic sees of a call.
 struct TileProblem {
   int rows = 1;  // most query rows of one (sequence, head group): max_seqlen_q x packed group
-  int head_groups = 1;  // num_heads_k with GQA packing, else num_heads
+  int head_groups = 1;  // num_heads / packed heads with GQA packing, else num_heads
   int batch = 1;
-  int threads = 1;          // CPU threads the call runs on
-  bool splittable = false;  // split-KV may spread one sequence's keys over the threads
+  int threads = 1;             // CPU threads the call runs on
+  bool splittable = false;     // split-KV may spread one sequence's keys over the threads
+  int groups_per_kv_head = 1;  // packed head groups that share a KV head (cpu_pack_heads)
 };
 
 // True when the CPU kernel for this key runs its matmuls on AMX (bf16 with amx-bf16 on the target).
 bool cpu_uses_amx(const KernelKey& key);
 // bf16 Q and K/V on AVX-512 BF16 without AMX: the pair dot product path (bf16_dot_tiles.h).
 bool cpu_uses_bf16_dot(const KernelKey& key);
+
+// Query heads of one KV head that a CPU head group packs (pack_gqa): the whole GQA group, except
+// where 5 to 8 packed rows would leave half of a 16-lane tile idle and half the group fits the
+// 4-row decode scheme of the pair and fp32 paths (GQA 8 with one query: 2 head groups of 4 rows).
+int cpu_pack_heads(const KernelKey& key, int group, int seqlen_q);
 
 TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem);
 

@@ -92,10 +92,11 @@ KernelKey base_key(const AttentionProblem& p, const MaskSpec& mask, bool pack) {
 }
 
 // What the tile heuristics see of a problem.
-TileProblem tile_problem(const AttentionProblem& p, int group, bool pack) {
+TileProblem tile_problem(const AttentionProblem& p, int pack_heads, bool pack) {
   TileProblem tp;
-  tp.rows = p.seqlen_q * (pack ? group : 1);
-  tp.head_groups = pack ? p.num_heads_k : p.num_heads;
+  tp.rows = p.seqlen_q * (pack ? pack_heads : 1);
+  tp.head_groups = pack ? p.num_heads / pack_heads : p.num_heads;
+  tp.groups_per_kv_head = pack ? p.num_heads / p.num_heads_k / pack_heads : 1;
   tp.batch = p.batch;
   return tp;
 }
@@ -123,7 +124,8 @@ void point_partials(flashjit_kernel::FwdParams& f, void* workspace, int head_dim
 
 // The kernel parameters of a problem (pointers are the caller's, on the problem's device).
 flashjit_kernel::FwdParams kernel_params(const AttentionProblem& p, const MaskSpec& mask,
-                                         const KernelKey& key, int group, bool pack) {
+                                         const KernelKey& key, int group, bool pack,
+                                         int pack_heads) {
   flashjit_kernel::FwdParams f{};
   f.q = p.q.data;
   f.k = p.k.data;
@@ -165,14 +167,15 @@ flashjit_kernel::FwdParams kernel_params(const AttentionProblem& p, const MaskSp
   f.num_heads = p.num_heads;
   f.num_heads_k = p.num_heads_k;
   f.group = group;
+  f.pack_heads = pack ? pack_heads : 1;
   f.page_size = p.page_size;
   f.max_pages = p.max_pages;
   f.num_pages = p.num_pages;
   f.cache_rows = p.cache_rows;
   f.total_k = static_cast<int>(p.total_k);
-  f.num_head_groups = pack ? p.num_heads_k : p.num_heads;
+  f.num_head_groups = pack ? p.num_heads / pack_heads : p.num_heads;
   f.num_head_chunks = (f.num_head_groups + key.block_h - 1) / key.block_h;
-  const int64_t m_rows = int64_t{p.seqlen_q} * (pack ? group : 1);
+  const int64_t m_rows = int64_t{p.seqlen_q} * (pack ? pack_heads : 1);
   f.num_m_blocks = static_cast<int>((m_rows + key.block_m - 1) / key.block_m);
   f.leftpad_k = p.leftpad_k;
   if (p.k_new) {
@@ -211,14 +214,15 @@ void prepare_cpu(const AttentionProblem& p, const MaskSpec& mask, int group, boo
   KernelKey key = base_key(p, mask, pack);
   key.backend = Backend::kCpu;
   key.target = host_cpu_target();
-  TileProblem tp = tile_problem(p, group, pack);
+  const int pack_heads = pack ? cpu_pack_heads(key, group, p.seqlen_q) : 1;
+  TileProblem tp = tile_problem(p, pack_heads, pack);
   tp.threads = p.options.num_threads > 0 ? p.options.num_threads : cpu_pool_threads();
   tp.splittable = p.num_splits != 1;
   const TileConfig tiles = default_cpu_tiles(key, tp);
   key.block_m = tiles.block_m;
   key.block_n = tiles.block_n;
   key.block_h = tiles.block_h;
-  flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
+  flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack, pack_heads);
   const int64_t work = int64_t{p.batch} * f.num_head_chunks * f.num_m_blocks;
   // Four items a thread where the keys are split (the pool's threads pull items as they finish).
   // Measured, b1 s_k 32k decode on 2 threads, calls interleaved in one process, each against the
@@ -264,7 +268,7 @@ void prepare_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bo
                                   << config.cuda_block_n << "," << config.cuda_num_warps << ","
                                   << key.num_stages << " does not fit this call: " << unfit;
   }
-  flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack);
+  flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack, group);
   FLASHJIT_CHECK(p.batch <= 65535)
       << "batch: expected at most 65535 on the CUDA backend, got " << p.batch;
   const long long ctas = int64_t{f.num_m_blocks} * f.num_head_groups * p.batch;

@@ -3,7 +3,7 @@
 // only, no headers.
 #pragma once
 
-#define FLASHJIT_CPU_ABI_VERSION 5
+#define FLASHJIT_CPU_ABI_VERSION 6
 
 namespace flashjit_kernel {
 
@@ -71,13 +71,16 @@ struct FwdParams {
   int num_heads;
   int num_heads_k;
   int group;  // num_heads / num_heads_k
+  // GQA packing: query heads of one KV head packed into a head group (divides group; group, but
+  // fewer on the CPU where that gives 4-row decode tiles). 1 without packing.
+  int pack_heads;
   int page_size;
   int max_pages;        // page_table columns
   int num_pages;        // pages in the cache, for clamping
   int cache_rows;       // rows of the cache / page table (b_k), for clamping cache_batch_idx
   int total_k;          // rows of a varlen k, for clamping
   int num_m_blocks;     // per (batch, head group)
-  int num_head_groups;  // num_heads_k with GQA packing, else num_heads
+  int num_head_groups;  // num_heads / pack_heads with GQA packing, else num_heads
   int num_head_chunks;  // ceil(num_head_groups / block_h): work items per (batch, row block)
   // Mask: visible keys of query i are [i + d - left, i + d + right] (d = Lk - Lq), intersected with
   // the chunk of i + d. kUnbounded for an open side.

@@ -40,7 +40,7 @@ inline bool locate(const FwdParams& p, long long w, WorkItem& it) {
   it.k_row0 = s.k_row0;
   it.acc_row0 = s.acc_row0;
   it.rotary_base = s.rotary_base;
-  const int g = Cfg::kPackGqa ? p.group : 1;
+  const int g = Cfg::kPackGqa ? p.pack_heads : 1;
   it.m0 = mb * Cfg::kBlockM;
   const long long rows = (long long)it.lq * g;
   if (it.m0 >= rows || it.nheads <= 0) return false;
@@ -51,18 +51,18 @@ inline bool locate(const FwdParams& p, long long w, WorkItem& it) {
   return true;
 }
 
-// KV head of head group hg.
+// KV head of head group hg (group / pack_heads head groups a KV head with packing).
 template <class Cfg>
 inline int kv_head(const FwdParams& p, int hg) {
-  return Cfg::kPackGqa ? hg : hg / p.group;
+  return Cfg::kPackGqa ? hg * p.pack_heads / p.group : hg / p.group;
 }
 
 // Query index and query head of row r of head group hg.
 template <class Cfg>
 inline void row_coords(const FwdParams& p, const WorkItem& it, int hg, int r, int& i, int& hq) {
   if constexpr (Cfg::kPackGqa) {
-    i = (it.m0 + r) / p.group;
-    hq = hg * p.group + (it.m0 + r) % p.group;
+    i = (it.m0 + r) / p.pack_heads;
+    hq = hg * p.pack_heads + (it.m0 + r) % p.pack_heads;
   } else {
     i = it.m0 + r;
     hq = hg;

@@ -106,6 +106,31 @@ TEST(DefaultCpuTiles, HeadGroupBlocksForDecode) {
         EXPECT_TRUE(t.block_h == 1 || items >= 2 * threads) << batch << " " << groups;
         EXPECT_LE(t.block_h, std::min(groups, 8));
       }
+  // Split decode takes the head groups of 8 KV heads: 16 where two share a KV head.
+  TileProblem split{4, 16, 1, 2, true, 2};
+  EXPECT_EQ(default_cpu_tiles(amx, split).block_h, 16);
+  split.groups_per_kv_head = 1;
+  EXPECT_EQ(default_cpu_tiles(amx, split).block_h, 8);
+}
+
+// A packed GQA group is split in halves where that turns 5-8 rows (half a 16-lane tile idle)
+// into tiles of at most 4 rows (the 4-row decode of the pair and fp32 paths); AMX keeps the group.
+TEST(CpuPackHeads, HalvesGroupsOfFiveToEightRowsOffAmx) {
+  const KernelKey pairs = key_with(DType::kBFloat16, "+avx512f,+avx512bw,+avx512bf16");
+  const KernelKey fp16 = key_with(DType::kFloat16, kAmx);
+  for (const KernelKey& key : {pairs, fp16}) {
+    EXPECT_EQ(cpu_pack_heads(key, 8, 1), 4);  // GQA 64/8, one query
+    EXPECT_EQ(cpu_pack_heads(key, 6, 1), 3);
+    EXPECT_EQ(cpu_pack_heads(key, 4, 2), 2);  // two queries
+    EXPECT_EQ(cpu_pack_heads(key, 2, 3), 1);
+    EXPECT_EQ(cpu_pack_heads(key, 4, 1), 4);    // already 4 rows
+    EXPECT_EQ(cpu_pack_heads(key, 16, 1), 16);  // 16 rows fill the lanes
+    EXPECT_EQ(cpu_pack_heads(key, 7, 1), 7);    // no even split
+    EXPECT_EQ(cpu_pack_heads(key, 8, 2), 8);    // 16 rows
+  }
+  EXPECT_EQ(cpu_pack_heads(key_with(DType::kBFloat16, kAmx), 8, 1), 8);
+  for (int group = 1; group <= 16; ++group)
+    for (int lq = 1; lq <= 8; ++lq) EXPECT_EQ(group % cpu_pack_heads(pairs, group, lq), 0);
 }
 
 }  // namespace

@@ -17,7 +17,8 @@ const std::vector<std::pair<int, int>> kHeadDims = {{64, 64},   {80, 80},   {96,
                                                     {192, 192}, {256, 256}, {192, 128}, {64, 512}};
 const std::vector<std::pair<int, int>> kSeqlens = {{1, 1},       {239, 1}, {799, 3},  {113, 203},
                                                    {1023, 1024}, {3, 513}, {128, 217}};
-const std::vector<std::pair<int, int>> kHeads = {{4, 4}, {6, 2}, {4, 1}};  // MHA, GQA, MQA
+// MHA, GQA, MQA, and GQA 8 (a CPU decode tile packs half of its query heads: cpu_pack_heads).
+const std::vector<std::pair<int, int>> kHeads = {{4, 4}, {6, 2}, {4, 1}, {8, 1}};
 
 enum class Mask { kNone, kCausal, kWindow, kCausalWindow, kChunk, kSoftcap, kSinks };
 const std::vector<Mask> kMasks = {Mask::kNone,  Mask::kCausal,  Mask::kWindow, Mask::kCausalWindow,
