@@ -63,12 +63,12 @@ std::unique_ptr<Problem> prefill(DType dt, bool causal, int batch, int seqlen, i
 }
 
 std::unique_ptr<Problem> decode(bool paged, int batch, int seqlen_k, int threads,
-                                int num_splits = 0) {
+                                int num_splits = 0, int h = 32) {
   auto p = std::make_unique<Problem>();
-  const int h = 32, hk = 8, d = 128, page = 16;
+  const int hk = 8, d = 128, page = 16;
   const DType dt = DType::kBFloat16;
-  p->label = fmt::format("decode bf16 {} b{} s_k{} 32/8 heads d128",
-                         paged ? "paged-16" : "contiguous", batch, seqlen_k);
+  p->label = fmt::format("decode bf16 {} b{} s_k{} {}/8 heads d128",
+                         paged ? "paged-16" : "contiguous", batch, seqlen_k, h);
   const int64_t rows = int64_t{batch} * seqlen_k;
   HostTensor* q = add(*p, dt, int64_t{batch} * h * d, 5);
   HostTensor* o = add(*p, dt, int64_t{batch} * h * d, 6);
@@ -119,6 +119,11 @@ std::vector<Spec> specs(bool quick) {
   s.push_back({[=](int tiny, int t) {
     // The load probe needs the same key: enough keys for the same split-KV choice.
     return tiny ? decode(false, 1, 4096, t) : decode(false, 1, quick ? 4096 : 32768, t);
+  }});
+  // GQA 8 (64/8 heads, as Llama 3 70B): half a group a head group (cpu_pack_heads).
+  s.push_back({[=](int tiny, int t) {
+    return tiny ? decode(false, 1, 4096, t, 0, 64)
+                : decode(false, 1, quick ? 4096 : 32768, t, 0, 64);
   }});
   return s;
 }
