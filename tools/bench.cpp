@@ -116,15 +116,14 @@ std::vector<Spec> specs(bool quick) {
       return tiny ? decode(paged, 2, 64, t) : decode(paged, db, ds, t);
     }});
   // One long sequence: split-KV spreads its keys over the cores (num_splits from the heuristic).
-  s.push_back({[=](int tiny, int t) {
-    // The load probe needs the same key: enough keys for the same split-KV choice.
-    return tiny ? decode(false, 1, 4096, t) : decode(false, 1, quick ? 4096 : 32768, t);
-  }});
-  // GQA 8 (64/8 heads, as Llama 3 70B): half a group a head group (cpu_pack_heads).
-  s.push_back({[=](int tiny, int t) {
-    return tiny ? decode(false, 1, 4096, t, 0, 64)
-                : decode(false, 1, quick ? 4096 : 32768, t, 0, 64);
-  }});
+  // 32/8 heads (GQA 4) and 64/8 (GQA 8, as Llama 3 70B: half a group a head group,
+  // cpu_pack_heads).
+  for (int h : {32, 64})
+    s.push_back({[=](int tiny, int t) {
+      // The load probe needs the same key: enough keys for the same split-KV choice.
+      return tiny ? decode(false, 1, 4096, t, 0, h)
+                  : decode(false, 1, quick ? 4096 : 32768, t, 0, h);
+    }});
   return s;
 }
 

@@ -35,6 +35,15 @@ double parallel_rate(int threads, F&& per_thread) {
   return sum;
 }
 
+// Every chain of a peak probe feeds one stored result, so that none of them can be dropped.
+__attribute__((target("avx512f"))) void keep_chains(const __m512* acc) {
+  __m512 total = acc[0];
+  for (int i = 1; i < 16; ++i) total = _mm512_add_ps(total, acc[i]);
+  float sink[16];
+  _mm512_storeu_ps(sink, total);
+  asm volatile("" ::"r"(sink[0]));
+}
+
 __attribute__((target("avx512f"))) double fma_gflops_one() {
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
@@ -45,12 +54,7 @@ __attribute__((target("avx512f"))) double fma_gflops_one() {
     for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
   }
   const double ms = now_ms() - start;
-  // Every chain feeds the result, so none of them can be dropped.
-  __m512 total = acc[0];
-  for (int i = 1; i < 16; ++i) total = _mm512_add_ps(total, acc[i]);
-  float sink[16];
-  _mm512_storeu_ps(sink, total);
-  asm volatile("" ::"r"(sink[0]));
+  keep_chains(acc);
   return iters * 16.0 * 16 * 2 / ms / 1e6;
 }
 
@@ -65,11 +69,7 @@ __attribute__((target("avx512f,avx512bf16"))) double dot_bf16_gflops_one() {
     for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
   }
   const double ms = now_ms() - start;
-  __m512 total = acc[0];
-  for (int i = 1; i < 16; ++i) total = _mm512_add_ps(total, acc[i]);
-  float sink[16];
-  _mm512_storeu_ps(sink, total);
-  asm volatile("" ::"r"(sink[0]));
+  keep_chains(acc);
   return iters * 16.0 * 32 * 2 / ms / 1e6;
 }
 
