@@ -36,7 +36,7 @@ void check_heads(int h, int h_k, int d, int dv) {
 }
 
 void check_scalars(const std::array<int, 2>& window_size, int attention_chunk, double softcap,
-                   const std::optional<double>& softmax_scale, int num_splits) {
+                   const std::optional<double>& softmax_scale, int num_splits, int sm_margin) {
   FLASHJIT_CHECK(window_size[0] >= -1 && window_size[1] >= -1)
       << "window_size: expected values >= -1 (-1 = unbounded), got (" << window_size[0] << ", "
       << window_size[1] << ")";
@@ -47,6 +47,7 @@ void check_scalars(const std::array<int, 2>& window_size, int attention_chunk, d
   FLASHJIT_CHECK(!softmax_scale || std::isfinite(*softmax_scale))
       << "softmax_scale: expected a finite value, got " << *softmax_scale;
   FLASHJIT_CHECK(num_splits <= 256) << "num_splits: expected <= 256, got " << num_splits;
+  FLASHJIT_CHECK(sm_margin >= 0) << "sm_margin: expected >= 0, got " << sm_margin;
 }
 
 void check_out(const Tensor& out, const Tensor& q, std::initializer_list<int64_t> shape,

@@ -14,9 +14,9 @@ void check_qkv_dtypes(const Tensor& q, const Tensor& k, const Tensor& v, const c
                       const char* v_name);
 // h % h_k == 0, head dims multiples of 8 within the limits.
 void check_heads(int h, int h_k, int d, int dv);
-// window_size, attention_chunk, softcap, softmax_scale, num_splits.
+// window_size, attention_chunk, softcap, softmax_scale, num_splits, sm_margin.
 void check_scalars(const std::array<int, 2>& window_size, int attention_chunk, double softcap,
-                   const std::optional<double>& softmax_scale, int num_splits);
+                   const std::optional<double>& softmax_scale, int num_splits, int sm_margin);
 // out: expected shape, dtype of q, unit last stride.
 void check_out(const Tensor& out, const Tensor& q, std::initializer_list<int64_t> shape,
                const char* dims);

@@ -127,7 +127,8 @@ AttentionProblem kvcache_problem(const KvcacheArgs& a) {
   const int h = static_cast<int>(a.q.size(-2)), d = static_cast<int>(a.q.size(-1));
   const int h_k = static_cast<int>(a.k_cache.size(2)), dv = static_cast<int>(a.v_cache.size(3));
   check_heads(h, h_k, d, dv);
-  check_scalars(a.window_size, a.attention_chunk, a.softcap, a.softmax_scale, a.num_splits);
+  check_scalars(a.window_size, a.attention_chunk, a.softcap, a.softmax_scale, a.num_splits,
+                a.sm_margin);
 
   int64_t batch = 0, seqlen_q = 0, total_q = 0;
   if (varlen_q) {

@@ -25,7 +25,8 @@ AttentionProblem varlen_problem(const VarlenArgs& a) {
   checks::shape(a.k, "k", {total_k, h_k, d}, "(total_k, h_k, d)");
   checks::shape(a.v, "v", {total_k, h_k, -1}, "(total_k, h_k, dv)");
   check_heads(h, h_k, d, dv);
-  check_scalars(a.window_size, a.attention_chunk, a.softcap, a.softmax_scale, a.num_splits);
+  check_scalars(a.window_size, a.attention_chunk, a.softcap, a.softmax_scale, a.num_splits,
+                a.sm_margin);
 
   FLASHJIT_CHECK(a.cu_seqlens_q.rank == 1 && a.cu_seqlens_q.size(0) >= 1)
       << "cu_seqlens_q: expected shape (batch + 1,), got " << a.cu_seqlens_q.shape_string();

@@ -388,6 +388,13 @@ TEST(KvcacheErrors, InfiniteSoftmaxScale) {
   expect_rejected<UsageError>(c, bad, {"softmax_scale: expected a finite value, got inf"});
 }
 
+TEST(KvcacheErrors, NegativeSmMargin) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.sm_margin = -1;
+  expect_rejected<UsageError>(c, bad, {"sm_margin: expected >= 0, got -1"});
+}
+
 TEST(KvcacheErrors, NumSplitsAbove256) {
   KvCase c;
   KvcacheArgs bad = c.args;

@@ -312,6 +312,9 @@ TEST(VarlenErrors, BadScalars) {
   bad = c.args;
   bad.num_splits = 300;
   expect_rejected<UsageError>(c, bad, {"num_splits: expected <= 256, got 300"});
+  bad = c.args;
+  bad.sm_margin = -4;
+  expect_rejected<UsageError>(c, bad, {"sm_margin: expected >= 0, got -4"});
 }
 
 // --- sinks ---------------------------------------------------------------------------------------
