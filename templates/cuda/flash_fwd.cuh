@@ -434,9 +434,33 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   }
 
   // Q tile (rows past nrows and the head-dim padding zero-filled).
-  {
-    const u16* q = (const u16*)p.q;
-    constexpr int kChunks = Dp / 8;
+  const u16* q = (const u16*)p.q;
+  constexpr int kQChunks = Dp / 8, kQStep = walk_rows(T::kThreads, kQChunks);
+  if constexpr (!Cfg::kPackGqa && !Cfg::kRotary && T::kStages == 1 && T::kSplit == 1 &&
+                kQStep > 0 && T::BM % kQStep == 0) {
+    // Rows of one query head: each thread keeps one chunk column and walks its rows by a fixed
+    // stride (like load_kv), instead of computing every chunk's address (16 per thread at
+    // d 256: per-tile work that s = 1k prefill tiles amortize over only 16 key blocks).
+    // NOTE: one-stage tiles only: with it two sm_90a d128 keys of two stages (at the register
+    // cap) spilled.
+    const int ch = threadIdx.x % kQChunks, r0 = threadIdx.x / kQChunks;
+    if (kQStep * kQChunks == T::kThreads || threadIdx.x < kQStep * kQChunks) {
+      const bool col = ch * 8 < T::D;
+      const u16* src = q + t.q_base + (long long)(t.m0 + r0) * p.q_row_stride +
+                       (long long)t.hg * p.q_head_stride + ch * 8;
+      const long long step = kQStep * p.q_row_stride;
+      const u32 c0 = (T::kSwizzle ? ch ^ (r0 & 7) : ch) * 16;
+      const u32 dst = smem_addr(sq + r0 * T::kQStride);
+#pragma unroll
+      for (int i = 0; i < T::BM / kQStep; ++i) {
+        const bool valid = col && r0 + i * kQStep < t.nrows;
+        const u32 c = T::kSwizzle ? c0 ^ (u32)((i * kQStep) % 8 * 16) : c0;
+        cp_async_16(dst + i * kQStep * T::kQStride * 2 + c, valid ? src : q, valid ? 16 : 0);
+        src += step;
+      }
+    }
+  } else {
+    constexpr int kChunks = kQChunks;
     for (int c = threadIdx.x; c < T::BM * kChunks; c += T::kThreads) {
       const int r = c / kChunks, ch = c % kChunks;
       const bool valid = r < t.nrows && ch * 8 < T::D;
@@ -730,26 +754,33 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     // its Q K^T, K of block blk + 1 during its softmax and P V. Half the shared memory of two
     // stages, so that two CTAs fit on an SM where the head dim is large. (With K issued after
     // the softmax, d256 spent 11 % of its stall samples waiting for K at the loop's barrier.)
+    // NOTE: one loop whose last pass ends the tile, its barrier also publishing the tile to a
+    // tile without key blocks (rather than a loop over the blocks and a barrier after it): d256
+    // prefill 1.5-3 % faster (H200).
     if (nblocks > 0) load_kv<Cfg, T::kThreads, kLoadK>(p, t, n_lo, n_hi, sk, sv, threadIdx.x);
     cp_async_commit();
-    for (int blk = 0; blk < nblocks; ++blk) {
+    for (int blk = 0;;) {
+      const bool in_block = blk < nblocks;
       const int n0 = n_lo + blk * BN;
       cp_async_wait_all();  // K of block blk (and Q) has landed
       __syncthreads();      // ... for every thread; all warps are done with V of block blk - 1
-      load_kv<Cfg, T::kThreads, kLoadV>(p, tk, n0, n_hi, sk, sv, threadIdx.x);
-      cp_async_commit();
-      qk(sk);
-      // Column warps publish P before the barrier, which then also makes every row's P visible.
-      if constexpr (T::kColumnWarps) softmax(n0);
-      cp_async_wait_all();  // V of block blk has landed
-      __syncthreads();      // ... for every thread; all warps are done with K of block blk
-      if (blk + 1 < nblocks)
+      if (in_block) {
+        load_kv<Cfg, T::kThreads, kLoadV>(p, tk, n0, n_hi, sk, sv, threadIdx.x);
+        cp_async_commit();
+        qk(sk);
+        // Column warps publish P before the barrier, which then also makes every row's P visible.
+        if constexpr (T::kColumnWarps) softmax(n0);
+        cp_async_wait_all();  // V of block blk has landed
+        __syncthreads();      // ... for every thread; all warps are done with K of block blk
+      }
+      if (in_block && blk + 1 < nblocks)
         load_kv<Cfg, T::kThreads, kLoadK>(p, tk, n0 + BN, n_hi, sk, sv, threadIdx.x);
       cp_async_commit();
+      if (!in_block) break;
       if constexpr (!T::kColumnWarps) softmax(n0);
       accumulate(sv, T::kColumnWarps);
+      if (++blk == nblocks) break;
     }
-    if (nblocks == 0) __syncthreads();  // the epilogue reads the tile from shared memory
   } else if constexpr (T::kSplit == 1) {
     constexpr int S = T::kStages;
     // One commit group per block, empty past the last: block blk is group blk (+1 for Q's).

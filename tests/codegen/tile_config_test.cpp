@@ -196,6 +196,24 @@ TEST(DefaultCudaTiles, DecodeKeyWarpsByTileCount) {
   EXPECT_EQ(edge.num_warps, 16);
 }
 
+// Prefill tiles per head dim on sm_90a (docs/PERF.md, session 15): d <= 64 128 x 128 with one
+// staggered K and V buffer, d 128 128 x 64 with two stages, d > 128 64 x 64 with one; sm_80 keeps
+// 64 keys (and two stages) at d 64.
+TEST(DefaultCudaTiles, PrefillStagesByHeadDim) {
+  auto tiles = [](const char* arch, int d) {
+    KernelKey k;
+    k.backend = Backend::kCuda;
+    k.target = Target{"nvptx64-nvidia-cuda", arch, ""};
+    k.head_dim_qk = k.head_dim_v = d;
+    const TileConfig t = default_cuda_tiles(k, TileProblem{4096, 16, 4, 1});
+    return std::vector<int>{t.block_m, t.block_n, t.num_warps, t.num_stages};
+  };
+  EXPECT_EQ(tiles("sm_90a", 64), (std::vector<int>{128, 128, 4, 1}));
+  EXPECT_EQ(tiles("sm_90a", 128), (std::vector<int>{128, 64, 4, 2}));
+  EXPECT_EQ(tiles("sm_90a", 256), (std::vector<int>{64, 64, 4, 1}));
+  EXPECT_EQ(tiles("sm_80", 64), (std::vector<int>{128, 64, 4, 2}));
+}
+
 // Tiles the CUDA template cannot instantiate are refused up front, naming the limit.
 TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   KernelKey k;
