@@ -17,8 +17,8 @@ sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats
 "$ncu" --clock-control none "${sections[@]}" -k regex:flashjit_fwd --launch-skip 2 \
   --launch-count 1 "$root/.device/build/tools/flashjit_cuda_bench" --prefill-only --quick \
   --d "$d" >"$out/ncu_flashjit.txt" 2>&1
-"$ncu" --clock-control none "${sections[@]}" -k regex:flash --launch-skip 2 --launch-count 1 \
-  python3 - "$d" "$s" >"$out/ncu_flash.txt" 2>&1 <<'PY'
+sdpa="$out/sdpa_flash.py"
+cat >"$sdpa" <<'PY'
 import sys, torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 d, s = int(sys.argv[1]), int(sys.argv[2])
@@ -29,13 +29,15 @@ with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         torch.nn.functional.scaled_dot_product_attention(q, k, v)
 torch.cuda.synchronize()
 PY
+"$ncu" --clock-control none "${sections[@]}" -k regex:flash --launch-skip 2 --launch-count 1 \
+  python3 "$sdpa" "$d" "$s" >"$out/ncu_flash.txt" 2>&1
 pat='Duration|Registers Per|Executed Ipc A|Issue Slots Busy|Executed Instructions  |Achieved Occupancy|Warp Cycles Per Issued|Shared Memory Configuration Size|Dynamic Shared|Block Limit|Memory Throughput|L1/TEX Hit|L2 Hit|Compute \(SM\) Throughput|Stall'
 for f in ncu_flashjit ncu_flash; do
   echo "== $f"
   grep -E "^  [a-zA-Z_].*\(|$pat" "$out/$f.txt" | head -40
 done
-# With SOURCE=1: flashjit's kernel once more with source counters; the SASS lines with the most
-# stall samples go to $OUT/ncu_flashjit_sass_top.txt (the full table to ncu_flashjit_sass.csv).
+# With SOURCE=1: both kernels once more with source counters; their SASS with execution counts and
+# stall samples goes to $OUT/ncu_flashjit_sass.csv and $OUT/ncu_flash_sass.csv.
 if [ "${SOURCE:-0}" = 1 ]; then
   "$ncu" --clock-control none --section SourceCounters --section WarpStateStats \
     -k regex:flashjit_fwd --launch-skip 2 --launch-count 1 -f -o "$out/flashjit_src" \
@@ -44,5 +46,11 @@ if [ "${SOURCE:-0}" = 1 ]; then
     >"$out/ncu_flashjit_sass.csv" 2>&1
   "$ncu" --import "$out/flashjit_src.ncu-rep" --page details --print-details all \
     >"$out/ncu_flashjit_details.txt" 2>&1
-  head -3 "$out/ncu_flashjit_sass.csv"
+  "$ncu" --clock-control none --section SourceCounters --section WarpStateStats \
+    -k regex:flash --launch-skip 2 --launch-count 1 -f -o "$out/flash_src" \
+    python3 "$sdpa" "$d" "$s" >/dev/null 2>&1
+  "$ncu" --import "$out/flash_src.ncu-rep" --page source --csv --print-source sass \
+    >"$out/ncu_flash_sass.csv" 2>&1
+  rm -f "$out"/*.ncu-rep
+  head -3 "$out/ncu_flashjit_sass.csv" "$out/ncu_flash_sass.csv"
 fi
