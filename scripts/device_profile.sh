@@ -17,7 +17,8 @@ sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats
 "$ncu" --clock-control none "${sections[@]}" -k regex:flashjit_fwd --launch-skip 2 \
   --launch-count 1 "$root/.device/build/tools/flashjit_cuda_bench" --prefill-only --quick \
   --d "$d" >"$out/ncu_flashjit.txt" 2>&1
-sdpa="$out/sdpa_flash.py"
+sdpa="$(mktemp --suffix=.py)"  # the SDPA-flash driver (not a result: kept out of $OUT)
+trap 'rm -f "$sdpa"' EXIT
 cat >"$sdpa" <<'PY'
 import sys, torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
