@@ -2,6 +2,8 @@
 # Runs on the device machine (docs/DEVICE.md): ncu profiles of flashjit's prefill kernel and of
 # PyTorch SDPA-flash (FlashAttention-2) on one shape, side by side, at the GPU's own clocks.
 # Usage: scripts/device_profile.sh D S   (batch 16384 / S, heads 2048 / D, bf16, not causal)
+#    or: scripts/device_profile.sh step   (the decode step with append + rotary, B=1 s_k 8k: each
+#        kernel of two consecutive steps, to $OUT/ncu_step.txt)
 # The full reports go to $OUT/ncu_flashjit.txt and $OUT/ncu_flash.txt; a summary is printed.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,6 +13,17 @@ d="${1:-128}" s="${2:-1024}"
 ncu="$(command -v ncu || echo /usr/local/cuda/bin/ncu)"
 sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats
   --section InstructionStats --section LaunchStats --section MemoryWorkloadAnalysis)
+if [ "$d" = step ]; then
+  # The bench's first append shape is B=1 s_k 8k; past its first call and warm-ups, three
+  # consecutive kernels are one step (append, attention, combine). ncu serializes them, so the
+  # durations leave out the overlap that programmatic launches give.
+  "$ncu" --clock-control none "${sections[@]}" -k regex:flashjit --launch-skip 30 \
+    --launch-count 6 "$root/.device/build/tools/flashjit_cuda_bench" --append-only \
+    >"$out/ncu_step.txt" 2>&1
+  grep -E "^  [a-zA-Z_].*\(|Duration|Grid Size|Block Size|Registers Per|Achieved Occupancy|DRAM Throughput|Memory Throughput|Warp Cycles Per Issued|Waves Per SM" \
+    "$out/ncu_step.txt" | head -80
+  exit 0
+fi
 # The bench's --quick prefill runs s = 1024 only; the third launch of the non-causal kernel is
 # past the first call and the warm-ups.
 [ "$s" = 1024 ] || echo "note: flashjit's side always runs s=1024 (the bench's --quick shape)"

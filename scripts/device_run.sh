@@ -4,7 +4,7 @@
 # bench. Usage: scripts/device_run.sh [tests|memcheck|racecheck|bench|all] ...   Logs go to $OUT.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="$root/.device/build"
+build="$root/${DEVICE_BUILD:-.device/build}"  # DEVICE_BUILD: another bundle
 out="${OUT:-/tmp/flashjit-out}"
 mkdir -p "$out"
 export FLASHJIT_CACHE_DIR="${FLASHJIT_CACHE_DIR:-/tmp/flashjit-cache}"
