@@ -181,9 +181,10 @@ inline void pv_bf16(const float* st, const unsigned* vp, float* o, const float* 
 
 // Decode tiles with at most 4 real rows (one query of a GQA group of <= 4 heads). With rows along
 // the lanes 12 of 16 would be padding; instead each K row is the vector (16 pairs of its head
-// dims), 4 head groups x 4 rows of dot products accumulate side by side, and a transpose-and-add
-// tree sums each one's 16 lanes. Per key and head group: D / 32 K loads and D / 8 vdpbf16ps plus
-// 11 shuffles and adds, against D / 2 vdpbf16ps with rows along the lanes.
+// dims), 2 keys x 2 head groups x 4 rows of dot products accumulate side by side, and a
+// transpose-and-add tree sums each one's 16 lanes. Per key and head group: D / 32 K loads, D / 16
+// Q loads and D / 8 vdpbf16ps plus 11 shuffles and adds, against D / 2 vdpbf16ps with rows along
+// the lanes.
 
 // q4[r][j] = (q[r][2 j], q[r][2 j + 1]) for r < 4 (zero rows from nrows), j < round_up(D / 2, 16).
 template <int D>
@@ -198,28 +199,36 @@ inline void pack_q_rows4(const bf16* const* rows, int nrows, unsigned* q4) {
     }
 }
 
-// Scores of key n for 4 head groups h (their K rows adjacent in a cache, so that a token's rows
-// are read in order) x 4 rows: 16 dot products over 16-pair chunks of the head dim side by side,
-// then a transpose-and-add tree sums each one's 16 lanes into lane 4 h + r. Stored at st[h] + 4 n:
-// the gathered layout of softmax_block_rows4 (st + 4 n4: lane 4 k + r = key n4 + k, row r).
-// k: key n's row of head group 0; delta[h]: head group h's offset from it; q4[h]: its Q
-// (pack_q_rows4). Head groups from nheads on repeat group 0 and are not stored.
+// Scores of keys n, n + 1 for head groups h0, h0 + 1 x 4 rows: 16 dot products, each Q chunk
+// loaded once for both keys. Stored at st[h] + 4 n, 8 floats (the gathered layout of
+// softmax_block_rows4: st + 4 n4 + 4 k + r = key n4 + k, row r): lane 8 h + 4 j + r of the tree
+// holds head group h0 + h, key n + j, row r. k0, k1: the two keys' rows of head group h0; delta:
+// head group h0 + 1's offset from them; q4[h]: its Q (pack_q_rows4); nh < 2: only h0 is stored.
+// NOTE: measured (Zen 4, b1 GQA 32/8 d128, 1 thread) against 4 head groups x 1 key, which loads
+// every Q chunk once per key: decode 8 % faster with K and V in L3 (s_k 2k), 3 % faster at s_k 8k
+// and 32k from DRAM. Q held in registers over a window of keys, head group by head group, was
+// faster in L3 (12 %) but slower from DRAM: memory no longer saw a token's rows in order.
 template <int D>
-inline void qk_heads4_bf16(const unsigned* const* q4, const bf16* k, const long long* delta,
-                           float* const* st, int nheads, int n) {
+inline void qk_keys2_heads2_bf16(const unsigned* const* q4, const bf16* k0, const bf16* k1,
+                                 long long delta, float* const* st, int nh, int n) {
   constexpr int J = D / 2, Jp = round_up(J, 16);
   f32x16 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = 0.0f;
   for (int j0 = 0; j0 < Jp; j0 += 16) {
-    for (int h = 0; h < 4; ++h) {
-      const bf16* row = k + delta[h < nheads ? h : 0] + 2 * j0;
-      const u32x16 kv = J - j0 >= 16 ? load_u32(row) : load_u32_partial(row, J - j0);
-      for (int r = 0; r < 4; ++r)
-        acc[kBitrev4[4 * h + r]] =
-            dot2(acc[kBitrev4[4 * h + r]], kv, load_u32(q4[h < nheads ? h : 0] + r * Jp + j0));
+    for (int h = 0; h < 2; ++h) {
+      u32x16 q[4];
+      for (int r = 0; r < 4; ++r) q[r] = load_u32(q4[h] + r * Jp + j0);
+      for (int j = 0; j < 2; ++j) {
+        const bf16* row = (j == 0 ? k0 : k1) + (h == 1 ? delta : 0) + 2 * j0;
+        const u32x16 kv = J - j0 >= 16 ? load_u32(row) : load_u32_partial(row, J - j0);
+        for (int r = 0; r < 4; ++r)
+          acc[kBitrev4[8 * h + 4 * j + r]] = dot2(acc[kBitrev4[8 * h + 4 * j + r]], kv, q[r]);
+      }
     }
   }
-  store_quads(reduce16(acc), st, 4LL * n, nheads);
+  float out[16];
+  store(out, reduce16(acc));
+  for (int h = 0; h < 2 && h < nh; ++h) __builtin_memcpy(st[h] + 4LL * n, out + 8 * h, 32);
 }
 
 // P of softmax_block_rows4 (gathered, keys [a4, e4) valid, multiples of 4) to bf16 pairs

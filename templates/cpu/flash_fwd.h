@@ -150,12 +150,13 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
   }
 
   // At most 4 real rows in a 16-row tile (decode) on the bf16 pair or the fp32 path: the head dim
-  // along the lanes, 4 head groups x 4 rows a key (qk_heads4_bf16, qk_heads4_f32).
+  // along the lanes, several head groups x 4 rows a key (qk_keys2_heads2_bf16, qk_heads4_f32).
   const bool dot_rows4 = Sh::kDot && BM == 16 && it.nrows <= 4;
   const bool f32_rows4 = !Sh::kAmx && !Sh::kDot && BM == 16 && it.nrows <= 4;
-  // Their scores: keys [ga[0] & ~3, round_up(ge[0], 4)) of the block (the gathered S of
-  // softmax_block_rows4), a token's head groups together, 4 at a time (the last quad repeats
-  // head group t0, which the score functions do not store): score(q4, k, delta, st4, n, key).
+  // Their scores on the fp32 path: keys [ga[0] & ~3, round_up(ge[0], 4)) of the block (the
+  // gathered S of softmax_block_rows4), a token's head groups together, 4 at a time (the last
+  // quad repeats head group t0, which the score function does not store):
+  // score(q4, k, delta, st4, n, key).
   auto score_rows4 = [&]<typename QT>(int nb, const long long* kdelta, auto&& prefetch,
                                       auto&& score) {
     for (int key = ga[0] & ~3; key < round_up(ge[0], 4) && key < nb; ++key) {
@@ -317,8 +318,24 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       // V is interleaved by key pairs into each KV head's buffer.
       if (dot_rows4) {
         const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
-        score_rows4.template operator()<unsigned>(nb, kdelta, prefetch_row,
-                                                  [](auto&&... a) { qk_heads4_bf16<D>(a...); });
+        // As score_rows4 (a token's head groups together, the same prefetches), two keys at a
+        // time and head groups in pairs, so that each Q chunk load serves two keys.
+        for (int key = a4; key < e4 && key < nb; key += 2) {
+          const bf16* k0 = (const bf16*)krows[key];
+          const bf16* k1 = (const bf16*)krows[key + 1 < nb ? key + 1 : key];
+          for (int t0 = 0; t0 < it.nheads; t0 += 2) {
+            const int t1 = t0 + 1 < it.nheads ? t0 + 1 : t0;
+            const unsigned* q4[2] = {(const unsigned*)q_of(t0), (const unsigned*)q_of(t1)};
+            float* st2[2] = {st_of(t0), st_of(t1)};
+            qk_keys2_heads2_bf16<D>(q4, k0 + kdelta[t0], k1 + kdelta[t0], kdelta[t1] - kdelta[t0],
+                                    st2, it.nheads - t0, key);
+            if (t0 % 4 == 0) {
+              const int te = t0 + 4 < it.nheads ? t0 + 4 : it.nheads;
+              prefetch_row(key + kPrefetchRows, t0, te);
+              prefetch_row(key + 1 + kPrefetchRows, t0, te);
+            }
+          }
+        }
         for (int t = 0; t < it.nheads; ++t) {
           softmax_block_rows4<Cfg, true>(p, st_of(t), state_of(t), lo, hi, ga[0], ge[0], n0,
                                          needs_mask);

@@ -121,8 +121,9 @@ inline void pack_rows_fp32(const T* const* rows, long long delta, int nb, int n_
 }
 
 // Decode tiles with at most 4 real rows on the fp32 path (fp16, fp32, or bf16 without AVX-512
-// BF16): as qk_heads4_bf16, the head dim along the lanes and 4 head groups x 4 rows of dot
-// products a key, K converted as it is loaded. With rows along the lanes 12 of 16 would be padding.
+// BF16): the head dim along the lanes and 4 head groups x 4 rows of dot products a key, summed by
+// a transpose-and-add tree (reduce16), K converted as it is loaded. With rows along the lanes 12
+// of 16 would be padding.
 
 // q4[r][Dp] = q[r] * scale for r < 4 (zero rows from nrows, zero past D).
 template <int D, int Dp, typename T>
@@ -137,8 +138,9 @@ inline void pack_q_rows4_f32(const T* const* rows, int nrows, float scale, float
     }
 }
 
-// Scores of key n for 4 head groups x 4 rows, stored gathered at st[h] + 4 n (see
-// qk_heads4_bf16). k: key n's row of head group 0; delta[h]: head group h's offset from it.
+// Scores of key n for 4 head groups x 4 rows, stored gathered at st[h] + 4 n (lanes 4 h .. 4 h + 3
+// of the tree, the layout of softmax_block_rows4). k: key n's row of head group 0; delta[h]: head
+// group h's offset from it.
 template <int D, int Dp, typename T>
 inline void qk_heads4_f32(const float* const* q4, const T* k, const long long* delta,
                           float* const* st, int nheads, int n) {
