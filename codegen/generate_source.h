@@ -55,7 +55,7 @@ struct CudaRowStrides {
 };
 CudaRowStrides cuda_row_strides(const KernelKey& key);
 
-// Row tiles of one m16 tile a warp with head_dim_v above 128 (templates/cuda/flash_fwd.cuh,
+// Row tiles of one m16 tile a warp with head_dim_v above 128 (templates/cuda/tile_traits.cuh,
 // Traits::kColumnWarps): each warp accumulates O of all rows for its share of the columns.
 bool cuda_column_warps(const KernelKey& key);
 

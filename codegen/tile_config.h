@@ -47,7 +47,7 @@ bool cuda_tiles_split_keys(int block_m, int num_warps);
 int default_cuda_stages(int block_m, int num_warps);
 
 // Why the CUDA template cannot instantiate the key's tiles (block_m, block_n, num_warps) on its
-// target arch, or "" when it can. Mirrors the static_asserts of templates/cuda/flash_fwd.cuh so
+// target arch, or "" when it can. Mirrors the static_asserts of templates/cuda/tile_traits.cuh so
 // that a bad tile config is a usage error before any compile.
 std::string cuda_tiles_unfit(const KernelKey& key);
 

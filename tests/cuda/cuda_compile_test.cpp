@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/sha256.h"
 #include "codegen/generate_source.h"
 #include "codegen/tile_config.h"
 #include "runtime/cuda_api.h"
@@ -157,6 +158,11 @@ TEST_P(CudaCompile, CompilesWithoutSpills) {
   EXPECT_LE(cuda_launch_shape(key).smem_bytes, cuda_smem_limit(key.target.cpu));
   RecordProperty("registers", cubin.usage.registers);
   RecordProperty("compile_ms", static_cast<int>(cubin.compile_ms));
+  // Two runs' reports (--gtest_output=json) compared by scripts/cubin_diff.py show which keys a
+  // template change recompiles to different code: none, for a change meant to move code only.
+  RecordProperty("cubin_sha256",
+                 cache::to_hex(cache::sha256(std::string_view(
+                     reinterpret_cast<const char*>(cubin.bytes.data()), cubin.bytes.size()))));
 }
 
 // FLASHJIT_NVRTC_OPTIONS reach NVRTC, after flashjit's own options. The ctest variant
