@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,14 @@ TEST_P(CudaCompile, CompilesWithoutSpills) {
   const KernelKey& key = GetParam().key;
   const std::string source = generate_cuda_source(key);
   const Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
+  // FLASHJIT_DUMP_DIR (as for the runtime): the source and the cubin, e.g. for readelf's section
+  // sizes or, where the CUDA toolkit has it, nvdisasm.
+  if (const char* dir = std::getenv("FLASHJIT_DUMP_DIR")) {
+    std::ofstream(std::string(dir) + "/" + key.name() + ".cu") << source;
+    std::ofstream(std::string(dir) + "/" + key.name() + ".cubin", std::ios::binary)
+        .write(reinterpret_cast<const char*>(cubin.bytes.data()),
+               static_cast<std::streamsize>(cubin.bytes.size()));
+  }
   EXPECT_GT(cubin.bytes.size(), 1000u);
   ASSERT_GE(cubin.usage.registers, 0) << "no ptxas report in the log:\n" << cubin.log;
   EXPECT_LE(cubin.usage.registers, 255);
