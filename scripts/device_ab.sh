@@ -4,7 +4,8 @@
 # in one call so that both see the same GPU and clocks. Extra arguments go to flashjit_cuda_bench
 # (e.g. --prefill-only --d 128). AB_VARIANTS="tag=ENV=VALUE ..." adds runs of the new build with
 # extra environment (e.g. "bn32=FLASHJIT_CUDA_TILES=128,32,4,2"); AB_BUILDS="tag=DIR ..." adds
-# other bundles (DIR relative to the repository root, laid out like .device/build). Compile rows
+# other bundles (DIR relative to the repository root, laid out like .device/build, e.g. made by
+# scripts/build_ab_bundles.sh; tag=DIR@ENV=VALUE runs one with extra environment). Compile rows
 # (ms) come from the first round, where each build or variant compiles its own keys.
 # Usage: scripts/device_ab.sh [rounds] [bench args...]   Results go to $OUT/ab.jsonl.
 set -uo pipefail
@@ -27,7 +28,12 @@ for ((r = 0; r < rounds; ++r)); do
     run_one old "$root/.device/build_old"
   run_one new "$root/.device/build"
   for b in ${AB_BUILDS:-}; do
-    run_one "${b%%=*}" "$root/${b#*=}"
+    dir="${b#*=}"
+    if [[ "$dir" == *@* ]]; then  # tag=DIR@ENV=VALUE: that bundle with extra environment
+      run_one "${b%%=*}" "$root/${dir%%@*}" "${dir#*@}"
+    else
+      run_one "${b%%=*}" "$root/$dir"
+    fi
   done
   for v in ${AB_VARIANTS:-}; do
     run_one "${v%%=*}" "$root/.device/build" "${v#*=}"
