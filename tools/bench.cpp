@@ -190,6 +190,31 @@ int run_splits_sweep(int threads, const std::vector<int>& splits) {
   return 0;
 }
 
+// The b1 decode at each s_k with warm caches: the same call 200 times, so that K/V come from
+// whichever cache level holds them (s_k 2k: 8 MiB of K/V, in a 32 MiB L3). Separates the kernel's
+// own pace from the DRAM stream that run_splits_sweep measures.
+int run_warm_decode(int threads, const std::vector<int>& seqlens) {
+  threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  fmt::print("decode bf16 contiguous b1 32/8 heads d128, {} threads, warm caches, 200 calls\n",
+             threads);
+  fmt::print(
+      "| s_k | K+V MiB | median us | p10 us | GB/s at the median |\n|---|---|---|---|---|\n");
+  for (int sk : seqlens) {
+    const auto p = decode(false, 1, sk, threads);
+    p->call();  // compile or load, and a warm-up
+    std::vector<double> us;
+    for (int r = 0; r < 200; ++r) {
+      const double start = now_ms();
+      p->call();
+      us.push_back((now_ms() - start) * 1e3);
+    }
+    std::sort(us.begin(), us.end());
+    fmt::print("| {} | {:.0f} | {:.1f} | {:.1f} | {:.1f} |\n", sk, p->work / (1 << 20), us[100],
+               us[20], p->work / us[100] / 1e3);
+  }
+  return 0;
+}
+
 int run_bench(bool quick, int threads, bool load_probe) {
   if (load_probe) {
     const auto all = specs(true);

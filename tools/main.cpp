@@ -23,6 +23,11 @@ int main(int argc, char** argv) {
                    "only the b1 s_k 32k decode, at each of these num_splits (0: heuristic), "
                    "interleaved")
       ->delimiter(',');
+  std::vector<int> warm;
+  bench
+      ->add_option("--warm-decode", warm,
+                   "only the b1 decode at each of these s_k, the same call repeated (warm caches)")
+      ->delimiter(',');
   CLI::App* cache = app.add_subcommand("cache", "inspect or clear the kernel cache");
   std::string action = "info";
   cache->add_option("action", action, "info | list | clear")
@@ -32,6 +37,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("demo")) return flashjit::tools::run_demo();
     if (app.got_subcommand("bench") && !splits.empty())
       return flashjit::tools::run_splits_sweep(threads, splits);
+    if (app.got_subcommand("bench") && !warm.empty())
+      return flashjit::tools::run_warm_decode(threads, warm);
     if (app.got_subcommand("bench")) return flashjit::tools::run_bench(quick, threads, load_probe);
     return flashjit::tools::run_cache_command(action);
   } catch (const flashjit::Error& e) {

@@ -91,6 +91,7 @@ std::pair<double, double> time_ms(int reps, F&& fn) {
 int run_demo();
 int run_bench(bool quick, int threads, bool load_probe);
 int run_splits_sweep(int threads, const std::vector<int>& splits);
+int run_warm_decode(int threads, const std::vector<int>& seqlens);
 int run_cache_command(const std::string& action);
 
 }  // namespace flashjit::tools
