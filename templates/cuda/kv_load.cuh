@@ -54,13 +54,6 @@ struct KvRowWalk {
   }
 };
 
-// Offsets of one key row j (a walk of one step).
-template <class Cfg>
-__device__ __forceinline__ void kv_rows(const FwdParams& p, const Tile& t, int j, long long& k_ofs,
-                                        long long& v_ofs) {
-  KvRowWalk<Cfg>(p, t, j).offsets(p, t, j, k_ofs, v_ofs);
-}
-
 constexpr int kLoadK = 1, kLoadV = 2;  // which of K and V load_kv copies
 
 // Split-KV key-warp (decode) tiles of one row block read every K/V line of their head once, where
@@ -99,8 +92,8 @@ __device__ constexpr int walk_rows(int threads, int chunks) {
 // kParts, rows of kChunks 16-byte columns). kN threads (tid < kN) share the work: each thread keeps
 // one chunk column and walks the rows (walk_rows at a time), so that a key's K and V rows share one
 // address computation (decode is bound by instruction issue as much as by DRAM). NOTE: d 80, 96 and
-// 192 took the per-chunk path below while this one needed kN to be a multiple of the chunks: d192
-// prefill ran at half d256's rate.
+// 192 once took a per-chunk path (an address computation per 16-byte copy) while this one needed
+// kN to be a multiple of the chunks: d192 prefill ran at half d256's rate.
 template <class Cfg, int kN, int kParts, int kChunks>
 __device__ __forceinline__ void load_kv_part(const FwdParams& p, const Tile& t, int n0, int n_end,
                                              u16* sk, u16* sv, int tid) {
@@ -108,9 +101,10 @@ __device__ __forceinline__ void load_kv_part(const FwdParams& p, const Tile& t, 
   const u16* k = (const u16*)p.k;
   const u16* v = (const u16*)p.v;
   const KvCopy<Cfg> copy(p);
-  constexpr int kChunksK = T::Dp / 8, kChunksV = T::DVp / 8;
   constexpr int kWalkRows = walk_rows(kN, kChunks);
-  if constexpr (!Cfg::kPagedKV && kWalkRows > 0) {
+  // A row's chunks (at most 32, d 256) never outnumber the threads (a warp or more).
+  static_assert(kWalkRows > 0, "load_kv_part: more 16-byte chunks in a row than threads");
+  if constexpr (!Cfg::kPagedKV) {
     // Contiguous K/V: source pointers advance by a fixed stride and shared-memory addresses sit
     // at fixed offsets from one base, so a full block costs a few instructions per copy.
     constexpr int kStep = kWalkRows, kRows = (T::BN + kStep - 1) / kStep;
@@ -154,7 +148,7 @@ __device__ __forceinline__ void load_kv_part(const FwdParams& p, const Tile& t, 
       kp += k_step;
       vp += v_step;
     }
-  } else if constexpr (kWalkRows > 0) {
+  } else {
     constexpr int kStep = kWalkRows;
     if constexpr (kStep * kChunks < kN)
       if (tid >= kStep * kChunks) return;
@@ -176,23 +170,6 @@ __device__ __forceinline__ void load_kv_part(const FwdParams& p, const Tile& t, 
       if (kParts & kLoadV)
         copy(smem_addr(sv + tile_offset<T, T::kVStride>(r, ch)), vv ? v + v_ofs + ch * 8 : v,
              vv ? 16 : 0);
-    }
-  } else {
-    for (int c = tid; (kParts & kLoadK) && c < T::BN * kChunksK; c += kN) {
-      const int r = c / kChunksK, ch = c % kChunksK;
-      const bool valid = n0 + r < n_end && ch * 8 < T::D;
-      long long k_ofs = 0, v_ofs = 0;
-      if (valid) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
-      copy(smem_addr(sk + tile_offset<T, T::kQStride>(r, ch)), valid ? k + k_ofs + ch * 8 : k,
-           valid ? 16 : 0);
-    }
-    for (int c = tid; (kParts & kLoadV) && c < T::BN * kChunksV; c += kN) {
-      const int r = c / kChunksV, ch = c % kChunksV;
-      const bool valid = n0 + r < n_end && ch * 8 < T::DV;
-      long long k_ofs = 0, v_ofs = 0;
-      if (valid) kv_rows<Cfg>(p, t, n0 + r, k_ofs, v_ofs);
-      copy(smem_addr(sv + tile_offset<T, T::kVStride>(r, ch)), valid ? v + v_ofs + ch * 8 : v,
-           valid ? 16 : 0);
     }
   }
 }
