@@ -205,9 +205,10 @@ inline void pack_q_rows4(const bf16* const* rows, int nrows, unsigned* q4) {
 // holds head group h0 + h, key n + j, row r. k0, k1: the two keys' rows of head group h0; delta:
 // head group h0 + 1's offset from them; q4[h]: its Q (pack_q_rows4); nh < 2: only h0 is stored.
 // NOTE: measured (Zen 4, b1 GQA 32/8 d128, 1 thread) against 4 head groups x 1 key, which loads
-// every Q chunk once per key: decode 8 % faster with K and V in L3 (s_k 2k), 3 % faster at s_k 8k
-// and 32k from DRAM. Q held in registers over a window of keys, head group by head group, was
-// faster in L3 (12 %) but slower from DRAM: memory no longer saw a token's rows in order.
+// every Q chunk once per key: decode 8 % faster with K and V in L3 (s_k 2k), 3 % faster at s_k 8k,
+// equal within the spread at s_k 32k from DRAM (2 threads). Q held in registers over a window of
+// keys, head group by head group, was faster in L3 (12 %) but slower from DRAM: memory no longer
+// saw a token's rows in order.
 template <int D>
 inline void qk_keys2_heads2_bf16(const unsigned* const* q4, const bf16* k0, const bf16* k1,
                                  long long delta, float* const* st, int nh, int n) {

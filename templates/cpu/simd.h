@@ -183,8 +183,8 @@ inline f32x16 fold(f32x16 a, f32x16 b) {
 }
 
 // Sums each of 16 vectors' lanes: lane i of the result is the sum of acc[bitrev4(i)] (a tree of
-// 15 folds). The 4-row decode scores (fp32_tiles.h, bf16_dot_tiles.h) feed input 4 h + r as
-// acc[kBitrev4[4 h + r]], so that lane 4 h + r holds its sum.
+// 15 folds). The 4-row decode scores (fp32_tiles.h, bf16_dot_tiles.h) feed the dot product meant
+// for lane i as acc[kBitrev4[i]], so that lane i holds its sum.
 constexpr int kBitrev4[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
 inline f32x16 reduce16(const f32x16* acc) {
   f32x16 l8[8], l4[4], l2[2];
