@@ -153,28 +153,6 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
   // along the lanes, several head groups x 4 rows a key (qk_keys2_heads2_bf16, qk_heads4_f32).
   const bool dot_rows4 = Sh::kDot && BM == 16 && it.nrows <= 4;
   const bool f32_rows4 = !Sh::kAmx && !Sh::kDot && BM == 16 && it.nrows <= 4;
-  // Their scores on the fp32 path: keys [ga[0] & ~3, round_up(ge[0], 4)) of the block (the
-  // gathered S of softmax_block_rows4), a token's head groups together, 4 at a time (the last
-  // quad repeats head group t0, which the score function does not store):
-  // score(q4, k, delta, st4, n, key).
-  auto score_rows4 = [&]<typename QT>(int nb, const long long* kdelta, auto&& prefetch,
-                                      auto&& score) {
-    for (int key = ga[0] & ~3; key < round_up(ge[0], 4) && key < nb; ++key) {
-      for (int t0 = 0; t0 < it.nheads; t0 += 4) {
-        const QT* q4[4];
-        float* st4[4];
-        long long delta[4];
-        for (int h = 0; h < 4; ++h) {
-          const int t = t0 + h < it.nheads ? t0 + h : t0;
-          q4[h] = (const QT*)q_of(t);
-          st4[h] = st_of(t);
-          delta[h] = kdelta[t] - kdelta[t0];
-        }
-        score(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
-        prefetch(key + kPrefetchRows, t0, t0 + 4 < it.nheads ? t0 + 4 : it.nheads);
-      }
-    }
-  };
   // Per head group: Q packed, O and the row state cleared, the offset of its K/V head.
   const TQ* q = (const TQ*)p.q;
   const int hk0 = kv_head<Cfg>(p, it.hg0);
@@ -318,8 +296,8 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       // V is interleaved by key pairs into each KV head's buffer.
       if (dot_rows4) {
         const int a4 = ga[0] & ~3, e4 = round_up(ge[0], 4);
-        // As score_rows4 (a token's head groups together, the same prefetches), two keys at a
-        // time and head groups in pairs, so that each Q chunk load serves two keys.
+        // As the fp32 path (a token's head groups together, the same prefetches), but two keys
+        // at a time and head groups in pairs, so that each Q chunk load serves two keys.
         for (int key = a4; key < e4 && key < nb; key += 2) {
           const bf16* k0 = (const bf16*)krows[key];
           const bf16* k1 = (const bf16*)krows[key + 1 < nb ? key + 1 : key];
@@ -385,9 +363,25 @@ inline void run_work_item(const FwdParams& p, long long w, char* scratch) {
       float* kf = (float*)(scratch + Sh::kKf);
       float* vs = (float*)(scratch + Sh::kVf);
       if (f32_rows4) {
-        // K read in place, a token's head groups together; P V on the gathered P (row stride 4).
-        score_rows4.template operator()<float>(nb, kdelta, prefetch_row,
-                                               [](auto&&... a) { qk_heads4_f32<D, Dp>(a...); });
+        // K read in place: keys [ga[0] & ~3, round_up(ge[0], 4)) of the block (the gathered S of
+        // softmax_block_rows4), a token's head groups together, 4 at a time (the last quad
+        // repeats head group t0, which qk_heads4_f32 does not store). P V on the gathered P (row
+        // stride 4).
+        for (int key = ga[0] & ~3; key < round_up(ge[0], 4) && key < nb; ++key) {
+          for (int t0 = 0; t0 < it.nheads; t0 += 4) {
+            const float* q4[4];
+            float* st4[4];
+            long long delta[4];
+            for (int h = 0; h < 4; ++h) {
+              const int t = t0 + h < it.nheads ? t0 + h : t0;
+              q4[h] = (const float*)q_of(t);
+              st4[h] = st_of(t);
+              delta[h] = kdelta[t] - kdelta[t0];
+            }
+            qk_heads4_f32<D, Dp>(q4, krows[key] + kdelta[t0], delta, st4, it.nheads - t0, key);
+            prefetch_row(key + kPrefetchRows, t0, t0 + 4 < it.nheads ? t0 + 4 : it.nheads);
+          }
+        }
         for (int t = 0; t < it.nheads; ++t) {
           if (t == 0 || vdelta[t] != vdelta[t - 1])
             pack_rows_fp32<DVp>(vrows, vdelta[t], nb, nb, DV, vs);
