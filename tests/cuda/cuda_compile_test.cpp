@@ -11,6 +11,7 @@
 #include "cache/sha256.h"
 #include "codegen/generate_source.h"
 #include "codegen/tile_config.h"
+#include "runtime/config.h"
 #include "runtime/cuda_api.h"
 #include "runtime/cuda_compiler.h"
 
@@ -151,9 +152,9 @@ TEST_P(CudaCompile, CompilesWithoutSpills) {
   const Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
   // FLASHJIT_DUMP_DIR (as for the runtime): the source and the cubin, e.g. for readelf's section
   // sizes or, where the CUDA toolkit has it, nvdisasm.
-  if (const char* dir = std::getenv("FLASHJIT_DUMP_DIR")) {
-    std::ofstream(std::string(dir) + "/" + key.name() + ".cu") << source;
-    std::ofstream(std::string(dir) + "/" + key.name() + ".cubin", std::ios::binary)
+  if (const std::string& dir = jit_config().dump_dir; !dir.empty()) {
+    std::ofstream(dir + "/" + key.name() + ".cu") << source;
+    std::ofstream(dir + "/" + key.name() + ".cubin", std::ios::binary)
         .write(reinterpret_cast<const char*>(cubin.bytes.data()),
                static_cast<std::streamsize>(cubin.bytes.size()));
   }
