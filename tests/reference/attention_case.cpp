@@ -2,6 +2,7 @@
 #include "reference/attention_case.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -79,6 +80,8 @@ std::string AttentionCase::name() const {
                      rotary_interleaved ? "i" : "n", rotary_seqlens ? "s" : "");
   if (leftpad) s += "_leftpad";
   if (num_splits) s += fmt::format("_splits{}", *num_splits);
+  if (guard == GuardSide::kBefore) s += "_guardbefore";
+  if (guard == GuardSide::kNone) s += "_noguard";
   for (char& ch : s)
     if (ch == '-') ch = 'm';
   return s;
@@ -345,35 +348,49 @@ CaseResult run_case(const AttentionCase& c) {
   }
 
   // Run, on the host or on copies in device memory.
-  DeviceMirrors mirrors(c.device);
-  auto place = [&](void* host, size_t bytes) { return mirrors.place(host, bytes); };
-  auto view3 = [&](Buffer& buf, const View& v, int64_t rows, int64_t heads, int64_t dim) {
-    return Tensor::strided(place(buf.data(), buf.bytes.size()), dt, {rows, heads, dim},
+  DeviceMirrors mirrors(c.device, c.guard);
+  // Every buffer the call sees, with its bytes before the call: the ones it only reads must be
+  // unchanged afterwards, and the outputs unchanged outside their valid elements.
+  struct Placed {
+    void* host;
+    std::string name;
+    std::vector<uint8_t> before;
+  };
+  std::vector<Placed> placed;
+  auto place = [&](void* host, size_t bytes, const char* name) {
+    const uint8_t* p = static_cast<const uint8_t*>(host);
+    placed.push_back(Placed{host, name, std::vector<uint8_t>(p, p + bytes)});
+    return mirrors.place(host, bytes);
+  };
+  auto view3 = [&](Buffer& buf, const View& v, int64_t rows, int64_t heads, int64_t dim,
+                   const char* name) {
+    return Tensor::strided(place(buf.data(), buf.bytes.size(), name), dt, {rows, heads, dim},
                            {v.row_stride, v.head_stride, 1}, c.device);
   };
-  auto view4 = [&](Buffer& buf, const View& v, int64_t n0, int64_t n1, int64_t heads, int64_t dim) {
-    return Tensor::strided(place(buf.data(), buf.bytes.size()), dt, {n0, n1, heads, dim},
+  auto view4 = [&](Buffer& buf, const View& v, int64_t n0, int64_t n1, int64_t heads, int64_t dim,
+                   const char* name) {
+    return Tensor::strided(place(buf.data(), buf.bytes.size(), name), dt, {n0, n1, heads, dim},
                            {n1 * v.row_stride, v.row_stride, v.head_stride, 1}, c.device);
   };
-  Tensor sinks_t = Tensor::contiguous(place(sinks_buf.data(), bytes_of(sinks_buf)),
+  Tensor sinks_t = Tensor::contiguous(place(sinks_buf.data(), bytes_of(sinks_buf), "sinks"),
                                       DType::kBFloat16, {h}, c.device);
   if (c.api == Api::kVarlen) {
     VarlenArgs a;
-    a.q = view3(qbuf, qv, total_q, h, d);
-    a.k = view3(kbuf, kview, total_k, hk, d);
-    a.v = view3(vbuf, vview, total_k, hk, dv);
-    a.out = view3(obuf, ov, total_q, h, dv);
-    a.cu_seqlens_q =
-        Tensor::contiguous(place(cu_q.data(), bytes_of(cu_q)), DType::kInt32, {b + 1}, c.device);
-    a.cu_seqlens_k =
-        Tensor::contiguous(place(cu_k.data(), bytes_of(cu_k)), DType::kInt32, {b + 1}, c.device);
+    a.q = view3(qbuf, qv, total_q, h, d, "q");
+    a.k = view3(kbuf, kview, total_k, hk, d, "k");
+    a.v = view3(vbuf, vview, total_k, hk, dv, "v");
+    a.out = view3(obuf, ov, total_q, h, dv, "out");
+    a.cu_seqlens_q = Tensor::contiguous(place(cu_q.data(), bytes_of(cu_q), "cu_seqlens_q"),
+                                        DType::kInt32, {b + 1}, c.device);
+    a.cu_seqlens_k = Tensor::contiguous(place(cu_k.data(), bytes_of(cu_k), "cu_seqlens_k"),
+                                        DType::kInt32, {b + 1}, c.device);
     a.max_seqlen_q = c.seqlen_q;
     a.max_seqlen_k = c.seqlen_k;
     if (c.seqused) {
-      a.seqused_q =
-          Tensor::contiguous(place(used_q.data(), bytes_of(used_q)), DType::kInt32, {b}, c.device);
-      a.seqused_k =
-          Tensor::contiguous(place(used_k.data(), bytes_of(used_k)), DType::kInt32, {b}, c.device);
+      a.seqused_q = Tensor::contiguous(place(used_q.data(), bytes_of(used_q), "seqused_q"),
+                                       DType::kInt32, {b}, c.device);
+      a.seqused_k = Tensor::contiguous(place(used_k.data(), bytes_of(used_k), "seqused_k"),
+                                       DType::kInt32, {b}, c.device);
     }
     a.softmax_scale = c.softmax_scale;
     a.causal = c.causal;
@@ -384,68 +401,73 @@ CaseResult run_case(const AttentionCase& c) {
     if (c.sinks) a.sinks = sinks_t;
     a.return_softmax_lse = c.lse;
     if (c.lse)
-      a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf)), DType::kFloat32,
-                                         {h, total_q}, c.device);
+      a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf), "softmax_lse"),
+                                         DType::kFloat32, {h, total_q}, c.device);
     if (c.num_splits) a.num_splits = *c.num_splits;
     a.options.validate = true;
     flash_attn_varlen(a);
   } else {
     KvcacheArgs a;
     if (c.varlen_q) {
-      a.q = view3(qbuf, qv, total_q, h, d);
-      a.out = view3(obuf, ov, total_q, h, dv);
-      a.cu_seqlens_q =
-          Tensor::contiguous(place(cu_q.data(), bytes_of(cu_q)), DType::kInt32, {b + 1}, c.device);
+      a.q = view3(qbuf, qv, total_q, h, d, "q");
+      a.out = view3(obuf, ov, total_q, h, dv, "out");
+      a.cu_seqlens_q = Tensor::contiguous(place(cu_q.data(), bytes_of(cu_q), "cu_seqlens_q"),
+                                          DType::kInt32, {b + 1}, c.device);
       a.max_seqlen_q = c.seqlen_q;
       if (c.lse)
-        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf)),
+        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf), "softmax_lse"),
                                            DType::kFloat32, {h, total_q}, c.device);
     } else {
-      a.q = view4(qbuf, qv, b, c.seqlen_q, h, d);
-      a.out = view4(obuf, ov, b, c.seqlen_q, h, dv);
+      a.q = view4(qbuf, qv, b, c.seqlen_q, h, d, "q");
+      a.out = view4(obuf, ov, b, c.seqlen_q, h, dv, "out");
       if (c.lse)
-        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf)),
+        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf), "softmax_lse"),
                                            DType::kFloat32, {b, h, c.seqlen_q}, c.device);
     }
     if (c.page_size > 0) {
-      a.k_cache = view4(kbuf, kview, num_pages, c.page_size, hk, d);
-      a.v_cache = view4(vbuf, vview, num_pages, c.page_size, hk, dv);
-      a.page_table = Tensor::contiguous(place(page_table.data(), bytes_of(page_table)),
-                                        DType::kInt32, {cache_rows, pages_per_seq}, c.device);
+      a.k_cache = view4(kbuf, kview, num_pages, c.page_size, hk, d, "k_cache");
+      a.v_cache = view4(vbuf, vview, num_pages, c.page_size, hk, dv, "v_cache");
+      a.page_table =
+          Tensor::contiguous(place(page_table.data(), bytes_of(page_table), "page_table"),
+                             DType::kInt32, {cache_rows, pages_per_seq}, c.device);
     } else {
-      a.k_cache = view4(kbuf, kview, cache_rows, seqlen_k, hk, d);
-      a.v_cache = view4(vbuf, vview, cache_rows, seqlen_k, hk, dv);
+      a.k_cache = view4(kbuf, kview, cache_rows, seqlen_k, hk, d, "k_cache");
+      a.v_cache = view4(vbuf, vview, cache_rows, seqlen_k, hk, dv, "v_cache");
     }
     if (c.cache_batch_idx)
-      a.cache_batch_idx = Tensor::contiguous(place(batch_idx.data(), bytes_of(batch_idx)),
-                                             DType::kInt32, {b}, c.device);
+      a.cache_batch_idx =
+          Tensor::contiguous(place(batch_idx.data(), bytes_of(batch_idx), "cache_batch_idx"),
+                             DType::kInt32, {b}, c.device);
     if (with_seqlens)
-      a.cache_seqlens = Tensor::contiguous(place(cache_seqlens.data(), bytes_of(cache_seqlens)),
-                                           DType::kInt32, {b}, c.device);
+      a.cache_seqlens =
+          Tensor::contiguous(place(cache_seqlens.data(), bytes_of(cache_seqlens), "cache_seqlens"),
+                             DType::kInt32, {b}, c.device);
     if (append) {
       if (c.ragged_new) {
-        a.k = view3(knbuf, knv, new_rows, hk, d);
-        a.v = view3(vnbuf, vnv, new_rows, hk, dv);
-        a.cu_seqlens_k_new = Tensor::contiguous(place(cu_new.data(), bytes_of(cu_new)),
-                                                DType::kInt32, {b + 1}, c.device);
+        a.k = view3(knbuf, knv, new_rows, hk, d, "k");
+        a.v = view3(vnbuf, vnv, new_rows, hk, dv, "v");
+        a.cu_seqlens_k_new =
+            Tensor::contiguous(place(cu_new.data(), bytes_of(cu_new), "cu_seqlens_k_new"),
+                               DType::kInt32, {b + 1}, c.device);
       } else {
-        a.k = view4(knbuf, knv, b, c.seqlen_new, hk, d);
-        a.v = view4(vnbuf, vnv, b, c.seqlen_new, hk, dv);
+        a.k = view4(knbuf, knv, b, c.seqlen_new, hk, d, "k");
+        a.v = view4(vnbuf, vnv, b, c.seqlen_new, hk, dv, "v");
       }
     }
     if (rotary_dim > 0) {
-      a.rotary_cos = Tensor::contiguous(place(cos_buf.data(), bytes_of(cos_buf)), dt,
+      a.rotary_cos = Tensor::contiguous(place(cos_buf.data(), bytes_of(cos_buf), "rotary_cos"), dt,
                                         {seqlen_ro, rotary_dim / 2}, c.device);
-      a.rotary_sin = Tensor::contiguous(place(sin_buf.data(), bytes_of(sin_buf)), dt,
+      a.rotary_sin = Tensor::contiguous(place(sin_buf.data(), bytes_of(sin_buf), "rotary_sin"), dt,
                                         {seqlen_ro, rotary_dim / 2}, c.device);
       a.rotary_interleaved = c.rotary_interleaved;
       if (c.rotary_seqlens)
-        a.rotary_seqlens = Tensor::contiguous(place(rotary_pos0.data(), bytes_of(rotary_pos0)),
-                                              DType::kInt32, {b}, c.device);
+        a.rotary_seqlens =
+            Tensor::contiguous(place(rotary_pos0.data(), bytes_of(rotary_pos0), "rotary_seqlens"),
+                               DType::kInt32, {b}, c.device);
     }
     if (c.leftpad)
-      a.cache_leftpad = Tensor::contiguous(place(leftpad.data(), bytes_of(leftpad)), DType::kInt32,
-                                           {b}, c.device);
+      a.cache_leftpad = Tensor::contiguous(
+          place(leftpad.data(), bytes_of(leftpad), "cache_leftpad"), DType::kInt32, {b}, c.device);
     if (c.num_splits) a.num_splits = *c.num_splits;
     a.softmax_scale = c.softmax_scale;
     a.causal = c.causal;
@@ -462,6 +484,42 @@ CaseResult run_case(const AttentionCase& c) {
   mirrors.copy_back(obuf.data());
   mirrors.copy_back(lse_buf.data());
   CaseResult res;
+  const std::vector<uint8_t>* out_before = nullptr;
+  const std::vector<uint8_t>* lse_before = nullptr;
+  for (Placed& p : placed) {
+    if (p.host == obuf.data()) {
+      out_before = &p.before;
+    } else if (p.host == lse_buf.data()) {
+      lse_before = &p.before;
+    } else if (!(append && (p.host == kbuf.data() || p.host == vbuf.data()))) {
+      mirrors.copy_back(p.host);
+      if (std::memcmp(p.host, p.before.data(), p.before.size()) != 0)
+        res.modified_inputs.push_back(p.name);
+    }
+  }
+  // Outputs outside the valid rows (padding of strided views, rows past seqused_q, the LSE's
+  // spare element) keep their poison bytes: spec 3.5 leaves those rows unwritten.
+  {
+    std::vector<char> out_valid(obuf.bytes.size() / dtype_size(dt), 0);
+    std::vector<char> lse_valid(lse_buf.size(), 0);
+    for (int i = 0; i < b; ++i)
+      for (int r = 0; r < in.lq[i]; ++r)
+        for (int hh = 0; hh < h; ++hh) {
+          for (int e = 0; e < dv; ++e)
+            out_valid[(cu_q[i] + r) * ov.row_stride + hh * ov.head_stride + e] = 1;
+          lse_valid[c.varlen_q || c.api == Api::kVarlen
+                        ? static_cast<int64_t>(hh) * total_q + cu_q[i] + r
+                        : (static_cast<int64_t>(i) * h + hh) * c.seqlen_q + r] = 1;
+        }
+    const int es = dtype_size(dt);
+    for (size_t e = 0; e < out_valid.size(); ++e)
+      if (!out_valid[e] && std::memcmp(&obuf.bytes[e * es], out_before->data() + e * es, es) != 0)
+        ++res.written_outside;
+    if (lse_before)
+      for (size_t e = 0; e < lse_valid.size(); ++e)
+        if (!lse_valid[e] && std::memcmp(&lse_buf[e], lse_before->data() + e * 4, 4) != 0)
+          ++res.written_outside;
+  }
   if (append) {
     mirrors.copy_back(kbuf.data());
     mirrors.copy_back(vbuf.data());
@@ -571,6 +629,9 @@ void expect_matches_reference(const AttentionCase& c) {
   EXPECT_EQ(r.unwritten, 0) << "valid output elements left unwritten";
   EXPECT_EQ(r.cache_mismatch, 0)
       << "cache elements differ from the expected cache after the append";
+  EXPECT_EQ(r.written_outside, 0) << "out / LSE elements outside the valid rows were written";
+  EXPECT_TRUE(r.modified_inputs.empty()) << "the call changed buffers it only reads: "
+                                         << fmt::format("{}", fmt::join(r.modified_inputs, ", "));
   EXPECT_LE(r.max_err, r.tolerance) << "baseline error " << r.baseline_err;
   if (c.lse) {
     EXPECT_EQ(r.lse_mismatch, 0) << "infinite LSE values differ from the reference";

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "flashjit/flashjit.h"
+#include "reference/device_mirrors.h"
 
 namespace flashjit::testing {
 
@@ -44,7 +45,8 @@ struct AttentionCase {
   bool rotary_interleaved = true;
   bool rotary_seqlens = false;  // positions from rotary_seqlens (random) instead of cache_seqlens
   bool leftpad = false;         // cache_leftpad in [0, cache_seqlens]
-  std::optional<int> num_splits{};  // unset: the API's default
+  std::optional<int> num_splits{};      // unset: the API's default
+  GuardSide guard = GuardSide::kAfter;  // CPU: every buffer the call sees abuts a guard page
   uint64_t seed = 1;
 
   std::string name() const;  // identity for test names
@@ -64,7 +66,9 @@ struct CaseResult {
   // kvcache appends: cache elements that differ from the expected cache (appended rows bitwise,
   // or within one unit in the last place when rotated; every other element bitwise unchanged).
   int64_t cache_mismatch = 0;
-  std::vector<double> out;  // the kernel's output, logical order [b][i][h][dv]
+  int64_t written_outside = 0;               // out / LSE elements outside the valid rows changed
+  std::vector<std::string> modified_inputs;  // buffers the call only reads that changed
+  std::vector<double> out;                   // the kernel's output, logical order [b][i][h][dv]
   std::vector<double> lse_out;
 };
 

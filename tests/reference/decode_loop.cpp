@@ -28,7 +28,7 @@ struct DecodeLoop::State {
   KvcacheArgs args;
 
   explicit State(const DecodeLoopConfig& config)
-      : c(config), rng(config.seed), mirrors(config.device) {}
+      : c(config), rng(config.seed), mirrors(config.device, GuardSide::kAfter) {}
 
   double normal() { return round_to(std::normal_distribution<double>(0, 1)(rng), c.dtype); }
   int64_t cache_index(int b, int pos, int hh) const {

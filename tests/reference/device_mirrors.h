@@ -1,5 +1,7 @@
 // Device-memory copies of a test case's host buffers, so that one case description runs on the
-// CPU or on a GPU unchanged. On the CPU every call is a no-op.
+// CPU or on a GPU unchanged. On the CPU the kernel sees the host buffers themselves, or copies
+// placed against an inaccessible guard page so that a read or write past either end of a buffer
+// crashes the test instead of passing unseen.
 #pragma once
 
 #include <cstddef>
@@ -12,15 +14,20 @@ namespace flashjit::testing {
 // True when a CUDA device is usable (driver loaded, at least one device).
 bool cuda_device_available();
 
+// Where CPU copies sit against their guard pages: ending exactly where the page after them starts
+// (catches overruns) or starting exactly where the page before them ends (catches underruns).
+// CUDA mirrors ignore it.
+enum class GuardSide { kNone, kAfter, kBefore };
+
 class DeviceMirrors {
  public:
-  explicit DeviceMirrors(Device device);
+  explicit DeviceMirrors(Device device, GuardSide guard = GuardSide::kNone);
   ~DeviceMirrors();
   DeviceMirrors(const DeviceMirrors&) = delete;
   DeviceMirrors& operator=(const DeviceMirrors&) = delete;
 
-  // The pointer the kernel should see for `bytes` at `host`: the host pointer itself, or a device
-  // copy (made once per host pointer).
+  // The pointer the kernel should see for `bytes` at `host`: the host pointer itself, or a copy
+  // in device memory or between guard pages (made once per host pointer).
   void* place(void* host, size_t bytes);
   // Waits for the device and copies `host` into its mirror again (no-op without one).
   void upload(void* host);
@@ -29,10 +36,14 @@ class DeviceMirrors {
 
  private:
   Device device_;
+  GuardSide guard_;
   struct Mirror {
     void* device;
     size_t bytes;
+    void* mapping = nullptr;  // guarded CPU copies: the mapping that holds them and their guards
+    size_t mapping_bytes = 0;
   };
+  void* place_guarded(void* host, size_t bytes);
   std::map<void*, Mirror> mirrors_;
 };
 

@@ -31,7 +31,7 @@ MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t s
     k.set(i, normal(rng));
     v.set(i, normal(rng));
   }
-  DeviceMirrors mirrors(device);
+  DeviceMirrors mirrors(device, GuardSide::kAfter);
   auto place = [&](std::vector<uint8_t>& bytes) {
     return mirrors.place(bytes.data(), bytes.size());
   };

@@ -1,6 +1,7 @@
 // The CPU kernels against the float64 reference over the shared sweeps. Each case poisons its
 // outputs, runs through the public API with validation on, and checks the output (FA3's tolerance
-// rule), the LSE and that every valid element was written.
+// rule), the LSE, that every valid element was written, that nothing else was, and that the inputs
+// are unchanged; the buffers sit against guard pages (reference/device_mirrors.h).
 #include <gtest/gtest.h>
 
 #include "reference/sweep_cases.h"
@@ -20,6 +21,15 @@ auto case_name = [](const auto& info) { return info.param.name(); };
 INSTANTIATE_TEST_SUITE_P(Smoke, CpuSweep, ::testing::ValuesIn(level(0)), case_name);
 INSTANTIATE_TEST_SUITE_P(Level1, CpuSweep, ::testing::ValuesIn(level(1)), case_name);
 INSTANTIATE_TEST_SUITE_P(Level2, CpuSweep, ::testing::ValuesIn(level(2)), case_name);
+
+// The level-1 cases again with every buffer starting right after a guard page (the cases above
+// end right before one), so that reads before a buffer crash too.
+std::vector<AttentionCase> guarded_before() {
+  std::vector<AttentionCase> cases = level(1);
+  for (AttentionCase& c : cases) c.guard = GuardSide::kBefore;
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(GuardBefore, CpuSweep, ::testing::ValuesIn(guarded_before()), case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CpuSweep);
 
 }  // namespace
