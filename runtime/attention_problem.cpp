@@ -173,6 +173,7 @@ flashjit_kernel::FwdParams kernel_params(const AttentionProblem& p, const MaskSp
   f.num_pages = p.num_pages;
   f.cache_rows = p.cache_rows;
   f.total_k = static_cast<int>(p.total_k);
+  f.total_q = p.total_q;
   f.num_head_groups = pack ? p.num_heads / pack_heads : p.num_heads;
   f.num_head_chunks = (f.num_head_groups + key.block_h - 1) / key.block_h;
   const int64_t m_rows = int64_t{p.seqlen_q} * (pack ? pack_heads : 1);
@@ -306,7 +307,10 @@ PreparedCall prepare_attention(const AttentionProblem& p) {
 #if FLASHJIT_HAVE_CUDA
   if (call.on_cuda) check_cuda_problem(p);
 #endif
-  if (p.options.validate || config.validate) {
+  // CPU index tensors are host memory: checking them costs a few reads per sequence and page, so
+  // CPU calls always do it. On CUDA it copies them to the host and waits for the stream, which a
+  // captured graph cannot do: opt-in there, and the kernels clamp instead.
+  if (!call.on_cuda || p.options.validate || config.validate) {
 #if FLASHJIT_HAVE_CUDA
     if (call.on_cuda) {
       validate_index_values_on_host(p);

@@ -1,5 +1,6 @@
-// Validation mode: index values are checked on the host before the kernel runs, so bad values are
-// rejected with a message instead of being clamped (the kernels' defence) or read out of bounds.
+// Index values checked on the host before the kernel runs (every CPU call; CUDA calls in
+// validation mode), so bad values are rejected with a message instead of being clamped (the
+// kernels' defence) or read out of bounds.
 #include <algorithm>
 #include <cstdint>
 #include <string>

@@ -63,6 +63,12 @@ FLASHJIT_FN int clamp_int(long long x, long long lo, long long hi) {
   return (int)(x < lo ? lo : (x > hi ? hi : x));
 }
 
+// The first packed row of sequence b's queries, cu_seqlens_q[b] clamped into [0, total_q].
+FLASHJIT_FN long long packed_q_row0(const FwdParams& p, int b) {
+  const long long row0 = p.cu_seqlens_q[b];
+  return row0 < 0 ? 0 : (row0 > p.total_q ? p.total_q : row0);
+}
+
 template <class Cfg>
 FLASHJIT_FN Sequence sequence(const FwdParams& p, int b) {
   Sequence s;
@@ -70,8 +76,9 @@ FLASHJIT_FN Sequence sequence(const FwdParams& p, int b) {
   s.acc_row0 = (long long)b * p.seqlen_q;
   s.lq = p.seqlen_q;
   if constexpr (Cfg::kVarlenQ) {
-    s.q_row0 = s.acc_row0 = p.cu_seqlens_q[b];
-    s.lq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b];
+    const long long row0 = packed_q_row0(p, b);
+    s.q_row0 = s.acc_row0 = row0;
+    s.lq = clamp_int((long long)p.cu_seqlens_q[b + 1] - row0, 0, p.total_q - row0);
     if (p.seqused_q && p.seqused_q[b] < s.lq) s.lq = p.seqused_q[b];
     if (s.lq < 0) s.lq = 0;
   }

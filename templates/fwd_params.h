@@ -79,6 +79,7 @@ struct FwdParams {
   int num_pages;        // pages in the cache, for clamping
   int cache_rows;       // rows of the cache / page table (b_k), for clamping cache_batch_idx
   int total_k;          // rows of a varlen k, for clamping
+  long long total_q;    // rows of a packed q / out, for clamping cu_seqlens_q
   int num_m_blocks;     // per (batch, head group)
   int num_head_groups;  // num_heads / pack_heads with GQA packing, else num_heads
   int num_head_chunks;  // ceil(num_head_groups / block_h): work items per (batch, row block)

@@ -20,7 +20,9 @@ namespace flashjit {
 // Options that are not attention parameters.
 struct ExecOptions {
   // Check index values (page ids, cache_seqlens against capacity, monotone cu_seqlens, batch
-  // indices) before running. Also on when FLASHJIT_VALIDATE=1.
+  // indices) before running, for CUDA calls (this copies them to the host and synchronizes the
+  // stream; without it the kernels clamp bad values instead). Also on when FLASHJIT_VALIDATE=1.
+  // CPU calls always check them.
   bool validate = false;
   // CPU threads for this call; 0 = the pool's size (FLASHJIT_NUM_THREADS or the machine's cores).
   int num_threads = 0;

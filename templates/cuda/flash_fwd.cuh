@@ -505,7 +505,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   u16* out = (u16*)p.out;
   auto accum_row = [&](int i, int hq) {  // split-KV partials: row (q row) * h + hq
     const long long row0 =
-        Cfg::kVarlenQ ? (long long)p.cu_seqlens_q[tk.b] : (long long)tk.b * p.seqlen_q;
+        Cfg::kVarlenQ ? flashjit_kernel::packed_q_row0(p, tk.b) : (long long)tk.b * p.seqlen_q;
     return (row0 + i) * p.num_heads + hq;
   };
   // Row `row` with maximum mr and sum lr (its final state): 1 / l with the sink folded in, and

@@ -1,6 +1,6 @@
-// Validation mode (ExecOptions::validate): bad index values (page ids, cache_seqlens, batch
-// indices, cu_seqlens, seqused_q) raise a UsageError naming the index tensor, entry and value.
-// Without validation, out-of-range page ids and batch indices are clamped by the kernel instead.
+// Index value checks: bad index values (page ids, cache_seqlens, batch indices, cu_seqlens,
+// seqused_q) raise a UsageError naming the index tensor, entry and value. CPU calls check them
+// always; CUDA calls with ExecOptions::validate (without it their kernels clamp them instead).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -141,26 +141,59 @@ TEST(ValidationErrors, SequsedKAboveSequenceLength) {
       c, bad, {"seqused_k[1]: expected a value in [0, 5] (the capacity of the sequence), got 6"});
 }
 
-// Without validation the kernel clamps bad page ids and batch indices: no crash, finite output.
-TEST(ValidationErrors, WithoutValidationOutOfRangeIndicesAreClamped) {
+// CPU calls check index values without ExecOptions::validate too (the values are host memory and
+// the check costs a few reads); only CUDA calls clamp them instead (tests/cuda). Also through a
+// plan, whose run() must reject what the plain call rejects.
+TEST(ValidationErrors, CpuCallsCheckIndexValuesWithoutTheOption) {
   const char* env = std::getenv("FLASHJIT_VALIDATE");
   if (env != nullptr && std::string(env) == "1") GTEST_SKIP() << "FLASHJIT_VALIDATE=1 is set";
   KvCase p(KvConfig{.paged = true});
-  ASSERT_NO_THROW(p.run());
+  ASSERT_FALSE(p.args.options.validate);
   KvcacheArgs bad = p.args;
   bad.page_table = p.buf.i32({1 << 30, 2, 1, -5}, {2, 2});
-  ASSERT_FALSE(bad.options.validate);
-  EXPECT_NO_THROW(flash_attn_with_kvcache(bad));
-  EXPECT_TRUE(all_finite(bad.out));
-  EXPECT_TRUE(all_finite(*bad.softmax_lse));
+  expect_rejected<UsageError>(p, bad, {"page_table[0, 0]: expected a page id in [0, 4)"});
+  bad = p.args;
+  bad.cache_seqlens = p.buf.i32({5, 9});
+  expect_rejected<UsageError>(p, bad, {"cache_seqlens[1]: expected a value in [0, 8]", "got 9"});
 
   KvCase c;
-  KvcacheArgs bad_idx = c.args;
-  bad_idx.cache_batch_idx = c.buf.i32({1 << 30, -5});
-  EXPECT_NO_THROW(flash_attn_with_kvcache(bad_idx));
-  EXPECT_TRUE(all_finite(bad_idx.out));
-  ASSERT_NO_THROW(p.run());
-  ASSERT_NO_THROW(c.run());
+  bad = c.args;
+  bad.cache_batch_idx = c.buf.i32({1 << 30, -5});
+  expect_rejected<UsageError>(c, bad, {"cache_batch_idx[0]: expected a value in [0, 3)"});
+
+  KvCase q(KvConfig{.varlen_q = true});
+  bad = q.args;
+  bad.cu_seqlens_q = q.buf.i32({0, 1 << 30, 5});
+  expect_rejected<UsageError>(q, bad, {"cu_seqlens_q"});
+
+  VarlenCase v;
+  ASSERT_FALSE(v.args.options.validate);
+  for (const CuSeqlensCase& bad_values : bad_cu_seqlens_q()) {
+    SCOPED_TRACE(bad_values.message);
+    VarlenArgs bad_v = v.args;
+    bad_v.cu_seqlens_q = v.buf.i32(bad_values.values);
+    expect_rejected<UsageError>(v, bad_v, {bad_values.message});
+  }
+  VarlenArgs bad_k = v.args;
+  bad_k.cu_seqlens_k = v.buf.i32({0, 5, 10});
+  expect_rejected<UsageError>(v, bad_k, {"cu_seqlens_k[2]: expected at most 9"});
+
+  const AttentionPlan plan(p.args);
+  ASSERT_EQ(plan.workspace_bytes(), 0u);
+  EXPECT_NO_THROW(plan.run(p.args, nullptr));
+  KvcacheArgs bad_run = p.args;
+  bad_run.cache_seqlens = p.buf.i32({5, -1});
+  EXPECT_THROW(
+      {
+        try {
+          plan.run(bad_run, nullptr);
+        } catch (const UsageError& e) {
+          EXPECT_THAT(e.what(), ::testing::HasSubstr("cache_seqlens[1]"));
+          throw;
+        }
+      },
+      UsageError);
+  EXPECT_NO_THROW(plan.run(p.args, nullptr));
 }
 
 }  // namespace
