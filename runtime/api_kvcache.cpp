@@ -174,6 +174,9 @@ AttentionProblem kvcache_problem(const KvcacheArgs& a) {
     p.page_size = static_cast<int>(page_size);
     p.num_pages = static_cast<int>(num_pages);
     seqlen_k = pt.size(1) * page_size;
+    FLASHJIT_CHECK(seqlen_k <= checks::kMaxSize)
+        << "page_table: expected max_pages_per_seq x page_size <= " << checks::kMaxSize
+        << " keys per sequence, got " << pt.size(1) << " x " << page_size;
   } else {
     cache_rows = a.k_cache.size(0);
     seqlen_k = a.k_cache.size(1);

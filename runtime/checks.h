@@ -2,6 +2,7 @@
 // parameter, the expected value and the actual value.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -16,6 +17,9 @@ void shape(const Tensor& t, const char* name, std::initializer_list<int64_t> exp
            const char* dims);
 void last_dim_contiguous(const Tensor& t, const char* name);
 void contiguous(const Tensor& t, const char* name);
+// The largest size of a dimension (kernels index with 32-bit ints).
+inline constexpr int64_t kMaxSize = 2147483647;
+// A data pointer (or no elements) and sizes in [0, kMaxSize].
 void has_data(const Tensor& t, const char* name);
 void non_negative_strides(const Tensor& t, const char* name);
 // An int32, contiguous (n,) tensor on the given device; dims names n ("(batch + 1,)").

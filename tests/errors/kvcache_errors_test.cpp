@@ -116,6 +116,25 @@ TEST(KvcacheErrors, NonUnitLastStride) {
   expect_rejected<UsageError>(c, bad, {std::string("page_table") + kMessage});
 }
 
+TEST(KvcacheErrors, SizesOutOfRange) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.q.shape[2] = (int64_t{1} << 32) + 4;
+  expect_rejected<UsageError>(
+      c, bad, {"q: expected sizes in [0, 2147483647], got shape (2, 3, 4294967300, 64)"});
+  bad = c.args;
+  bad.k_cache.shape[0] = bad.v_cache.shape[0] = int64_t{1} << 33;
+  expect_rejected<UsageError>(c, bad, {"k_cache: expected sizes in [0, 2147483647]"});
+  // A paged cache whose capacity per sequence overflows 32 bits though each size fits.
+  KvCase p(KvConfig{.paged = true});
+  bad = p.args;
+  bad.page_table->shape[1] = 1 << 20;
+  bad.k_cache.shape[1] = bad.v_cache.shape[1] = 1 << 12;
+  expect_rejected<UsageError>(
+      p, bad,
+      {"page_table: expected max_pages_per_seq x page_size <= 2147483647", "got 1048576 x 4096"});
+}
+
 TEST(KvcacheErrors, NegativeStride) {
   KvCase c;
   KvcacheArgs bad = c.args;

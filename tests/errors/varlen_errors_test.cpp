@@ -102,6 +102,22 @@ TEST(VarlenErrors, NegativeStride) {
                               {"k: expected non-negative strides", "got stride -128 in dim 0"});
 }
 
+// Sizes past what 32-bit row and head indices address, or negative, are rejected before any
+// size is narrowed (a head count of 2^32 + 4 must not pass as 4).
+TEST(VarlenErrors, SizesOutOfRange) {
+  VarlenCase c;
+  VarlenArgs bad = c.args;
+  bad.q.shape[1] = (int64_t{1} << 32) + 4;
+  expect_rejected<UsageError>(
+      c, bad, {"q: expected sizes in [0, 2147483647], got shape (5, 4294967300, 64)"});
+  bad = c.args;
+  bad.k.shape[0] = int64_t{1} << 31;
+  expect_rejected<UsageError>(c, bad, {"k: expected sizes in [0, 2147483647]", "2147483648"});
+  bad = c.args;
+  bad.v.shape[0] = -9;
+  expect_rejected<UsageError>(c, bad, {"v: expected sizes in [0, 2147483647], got shape (-9"});
+}
+
 TEST(VarlenErrors, NullDataPointer) {
   VarlenCase c;
   VarlenArgs bad = c.args;
