@@ -279,6 +279,13 @@ void prepare_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bo
   key.split_kv = f.num_splits > 1;
   key = key.canonicalize();
   key.check_supported();
+  // Grid limits: x (row blocks x splits) below 2^31, y (head groups) at most 65535.
+  FLASHJIT_CHECK(int64_t{f.num_m_blocks} * f.num_splits <= 2147483647)
+      << "seqlen_q: expected at most 2^31 - 1 row blocks x splits on the CUDA backend, got "
+      << f.num_m_blocks << " x " << f.num_splits << " (block_m " << key.block_m << ")";
+  FLASHJIT_CHECK(f.num_head_groups <= 65535)
+      << "num_heads: expected at most 65535 head groups on the CUDA backend, got "
+      << f.num_head_groups;
   call.cuda.fwd = CudaGrid{f.num_m_blocks * f.num_splits, f.num_head_groups, p.batch};
   if (key.append_kv)
     call.cuda.append = CudaGrid{std::clamp(p.seqlen_new, 1, 256), p.num_heads_k, p.batch};
@@ -321,6 +328,10 @@ PreparedCall prepare_attention(const AttentionProblem& p) {
     validate_index_values(p);
 #endif
   }
+  // Row numbers within a sequence (query row x head) are 32-bit in the kernels and their grids.
+  FLASHJIT_CHECK(int64_t{p.seqlen_q} * p.num_heads <= 2147483647)
+      << (p.varlen_q ? "max_seqlen_q" : "seqlen_q") << " x num_heads: expected at most 2^31 - 1, "
+      << "got " << p.seqlen_q << " x " << p.num_heads;
   const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
   if (rows == 0 || p.num_heads == 0) return call;  // nothing to compute
   const bool empty_k = p.varlen_k

@@ -116,6 +116,10 @@ TEST(VarlenErrors, SizesOutOfRange) {
   bad = c.args;
   bad.v.shape[0] = -9;
   expect_rejected<UsageError>(c, bad, {"v: expected sizes in [0, 2147483647], got shape (-9"});
+  bad = c.args;
+  bad.max_seqlen_q = 1 << 30;  // x 4 heads: query rows of a sequence past 32 bits
+  expect_rejected<UsageError>(
+      c, bad, {"max_seqlen_q x num_heads: expected at most 2^31 - 1, got 1073741824 x 4"});
 }
 
 TEST(VarlenErrors, NullDataPointer) {
