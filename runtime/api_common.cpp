@@ -59,6 +59,7 @@ void check_out(const Tensor& out, const Tensor& q, std::initializer_list<int64_t
   checks::has_data(out, "out");
   checks::last_dim_contiguous(out, "out");
   checks::non_negative_strides(out, "out");
+  checks::no_overlap(out, "out");
 }
 
 void check_lse(const OptionalTensor& lse, bool wanted, std::initializer_list<int64_t> shape,
@@ -71,6 +72,7 @@ void check_lse(const OptionalTensor& lse, bool wanted, std::initializer_list<int
   checks::same_device(*lse, "softmax_lse", device);
   checks::has_data(*lse, "softmax_lse");
   checks::non_negative_strides(*lse, "softmax_lse");
+  checks::no_overlap(*lse, "softmax_lse");
 }
 
 void check_sinks(const OptionalTensor& sinks, int h, Device device) {

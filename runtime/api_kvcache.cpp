@@ -55,6 +55,9 @@ void check_append(const KvcacheArgs& a, AttentionProblem& p, int64_t batch, int 
     checks::last_dim_contiguous(*t, name);
     checks::non_negative_strides(*t, name);
   }
+  // The append writes the cache.
+  checks::no_overlap(a.k_cache, "k_cache");
+  checks::no_overlap(a.v_cache, "v_cache");
   p.k_new = a.k;
   p.v_new = a.v;
   p.cu_seqlens_k_new = ragged ? static_cast<const int32_t*>(a.cu_seqlens_k_new->data) : nullptr;

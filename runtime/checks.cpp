@@ -1,6 +1,10 @@
 // Argument checks with uniform messages: "flashjit: <param>: expected <x>, got <y>".
 #include "runtime/checks.h"
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "flashjit/error.h"
 
 namespace flashjit::checks {
@@ -59,6 +63,25 @@ void non_negative_strides(const Tensor& t, const char* name) {
     FLASHJIT_CHECK(t.strides[i] >= 0) << name << ": expected non-negative strides, got stride "
                                       << t.strides[i] << " in dim " << i;
   }
+}
+
+void no_overlap(const Tensor& t, const char* name) {
+  std::vector<int> dims;
+  for (int i = 0; i < t.rank; ++i)
+    if (t.shape[i] > 1) dims.push_back(i);
+  std::sort(dims.begin(), dims.end(), [&](int a, int b) { return t.strides[a] < t.strides[b]; });
+  int64_t extent = 1;  // elements spanned by the dimensions so far
+  bool ok = true;
+  for (int i : dims) {
+    ok = ok && t.strides[i] >= extent;
+    extent = t.strides[i] * t.shape[i];
+  }
+  if (ok) return;
+  std::string strides;
+  for (int i = 0; i < t.rank; ++i) strides += (i ? ", " : "") + std::to_string(t.strides[i]);
+  FLASHJIT_CHECK(false) << name
+                        << ": expected a view whose elements do not overlap (it is written), got "
+                        << "strides (" << strides << ") for shape " << t.shape_string();
 }
 
 void same_device(const Tensor& t, const char* name, Device device) {

@@ -22,6 +22,9 @@ inline constexpr int64_t kMaxSize = 2147483647;
 // A data pointer (or no elements) and sizes in [0, kMaxSize].
 void has_data(const Tensor& t, const char* name);
 void non_negative_strides(const Tensor& t, const char* name);
+// For tensors the call writes: no two elements share an address (non-negative strides that, in
+// increasing order over the dimensions of size > 1, each step past the previous one's extent).
+void no_overlap(const Tensor& t, const char* name);
 // An int32, contiguous (n,) tensor on the given device; dims names n ("(batch + 1,)").
 void index_vector(const Tensor& t, const char* name, int64_t n, const char* dims, Device device);
 void same_device(const Tensor& t, const char* name, Device device);

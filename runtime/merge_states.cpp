@@ -39,6 +39,7 @@ void merge_states(const MergeStatesArgs& a) {
   checks::has_data(a.out, "out");
   checks::last_dim_contiguous(a.out, "out");
   checks::non_negative_strides(a.out, "out");
+  checks::no_overlap(a.out, "out");
   FLASHJIT_CHECK(dv % 8 == 0 && dv > 0 && dv <= 512)
       << "out: expected dv (shape[2]) a multiple of 8 in [8, 512], got " << dv;
   const DType in_dtype = a.outs[0].dtype;
@@ -75,6 +76,7 @@ void merge_states(const MergeStatesArgs& a) {
     checks::dtype(*a.lse, "lse", DType::kFloat32);
     checks::has_data(*a.lse, "lse");
     checks::non_negative_strides(*a.lse, "lse");
+    checks::no_overlap(*a.lse, "lse");
     checks::same_device(*a.lse, "lse", device);
     p.lse = static_cast<float*>(a.lse->data);
     p.l_row_stride = a.lse->stride(0);

@@ -496,6 +496,21 @@ class AppendCase : public KvCase {
   }
 };
 
+// An append writes the cache: caches whose rows overlap are rejected then (and only then).
+TEST(KvcacheErrors, AppendToOverlappingCache) {
+  AppendCase c;
+  KvcacheArgs bad = c.args;
+  bad.k_cache.strides[1] = 64;  // (3, 8, 2, 64): rows 64 elements apart, 128 long
+  expect_rejected<UsageError>(
+      c, bad,
+      {"k_cache: expected a view whose elements do not overlap (it is written), got strides "
+       "(1024, 64, 64, 1) for shape (3, 8, 2, 64)"});
+  KvCase read_only;
+  KvcacheArgs broadcast = read_only.args;
+  broadcast.k_cache.strides[2] = 0;  // both KV heads read one head's keys
+  EXPECT_NO_THROW(flash_attn_with_kvcache(broadcast));
+}
+
 // The new parameters: valid calls with each of them run and write finite outputs.
 TEST(KvcacheErrors, ValidCallsWithNewParametersWriteFiniteOutputs) {
   {

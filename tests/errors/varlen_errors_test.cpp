@@ -211,6 +211,25 @@ TEST(VarlenErrors, OutWrongDtype) {
   expect_rejected<UsageError>(c, bad, {"out: expected the dtype of q (bf16), got fp16"});
 }
 
+// Written tensors whose elements share addresses (a broadcast head, rows closer than a row) would
+// make the result depend on the order of the writes.
+TEST(VarlenErrors, OverlappingOutputs) {
+  VarlenCase c;
+  VarlenArgs bad = c.args;
+  bad.out.strides[1] = 0;  // every head writes the same 64 elements
+  expect_rejected<UsageError>(
+      c, bad,
+      {"out: expected a view whose elements do not overlap (it is written), "
+       "got strides (256, 0, 1) for shape (5, 4, 64)"});
+  bad = c.args;
+  bad.out.strides[0] = 200;  // rows 200 elements apart, 256 long
+  expect_rejected<UsageError>(c, bad, {"out: expected a view whose elements do not overlap"});
+  bad = c.args;
+  bad.softmax_lse->strides[0] = 2;  // (4, 5) with strides (2, 1)
+  expect_rejected<UsageError>(c, bad,
+                              {"softmax_lse: expected a view whose elements do not overlap"});
+}
+
 TEST(VarlenErrors, SoftmaxLseMissing) {
   VarlenCase c;
   VarlenArgs bad = c.args;
