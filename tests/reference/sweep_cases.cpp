@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -306,6 +307,83 @@ std::vector<AttentionCase> level2_cases() {
   return cases;
 }
 
+// One case with every axis drawn from rng, within what run_case can build: appends fit the cache,
+// and the float64 reference stays under about 60 M multiply-adds.
+AttentionCase random_case(std::mt19937_64& rng, uint64_t seed) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  auto coin = [&](int percent) { return pick(100) < percent; };
+  AttentionCase c;
+  c.device = g_target.device;
+  c.seed = seed;
+  c.dtype = g_target.dtypes[pick(static_cast<int>(g_target.dtypes.size()))];
+  std::vector<std::pair<int, int>> dims;
+  for (auto hd : kHeadDims)
+    if (hd.second <= g_target.max_head_dim_v) dims.push_back(hd);
+  const auto hd = dims[pick(static_cast<int>(dims.size()))];
+  c.head_dim = hd.first;
+  c.head_dim_v = hd.second;
+  const std::pair<int, int> heads[] = {{4, 4}, {6, 2}, {4, 1}, {8, 1}, {8, 2}, {12, 3}};
+  const auto hh = heads[pick(6)];
+  c.num_heads = hh.first;
+  c.num_heads_k = hh.second;
+  const int shape = pick(10);
+  if (shape < 4) {  // decode (a few queries for speculative decoding)
+    c.seqlen_q = coin(75) ? 1 : 2 + pick(4);
+    c.seqlen_k = 1 + pick(900);
+  } else if (shape < 7) {  // extend: a chunk of queries after a longer prefix
+    c.seqlen_q = 2 + pick(64);
+    c.seqlen_k = c.seqlen_q + pick(600);
+  } else {  // prefill, either side longer
+    c.seqlen_q = 1 + pick(300);
+    c.seqlen_k = 1 + pick(400);
+  }
+  c.api = coin(35) ? Api::kVarlen : Api::kKvcache;
+  c.random_lengths = coin(70);
+  if (c.api == Api::kVarlen) {
+    c.seqused = coin(30);
+  } else {
+    const int pages[] = {0, 0, 1, 3, 16, 64};
+    c.page_size = pages[pick(6)];
+    c.cache_seqlens = coin(60);
+    c.cache_batch_idx = coin(30);
+    c.varlen_q = coin(25);
+    c.leftpad = coin(25);
+    if (coin(40)) {
+      c.seqlen_new = 1 + pick(c.seqlen_q);
+      c.ragged_new = coin(40);
+      const double fractions[] = {0.0, 0.5, 1.0};
+      c.rotary_fraction = fractions[pick(3)];
+      c.rotary_interleaved = coin(50);
+      c.rotary_seqlens = c.rotary_fraction > 0 && coin(30);
+      c.seqlen_k = std::max(c.seqlen_k, c.seqlen_q + c.seqlen_new);  // room for the append
+    }
+  }
+  c.causal = coin(45);
+  if (coin(25)) {
+    c.window_left = coin(70) ? pick(c.seqlen_k) : -1;
+    c.window_right = c.causal ? -1 : (coin(50) ? pick(c.seqlen_q + 1) : -1);
+  }
+  if (coin(12)) c.attention_chunk = 1 + pick(c.seqlen_k);
+  const double softcaps[] = {0.8, 5, 30};
+  if (coin(15)) c.softcap = softcaps[pick(3)];
+  c.sinks = coin(20);
+  c.lse = coin(80);
+  c.strided = coin(20);
+  const int pack = pick(3);
+  if (pack > 0) c.pack_gqa = pack == 2;
+  const int splits[] = {-1, 1, 2, 3, 0};
+  if (const int s = splits[pick(5)]; s >= 0) c.num_splits = s;
+  if (coin(10)) c.softmax_scale = coin(50) ? 0.37 : -0.25;
+  // The reference costs b * h * s_q * s_k * (d + dv).
+  const long long per_seq =
+      1LL * c.num_heads * (c.seqlen_k + c.seqlen_new) * (hd.first + hd.second);
+  while (c.seqlen_q > 1 && per_seq * c.seqlen_q > 60'000'000) c.seqlen_q /= 2;
+  c.seqlen_new = std::min(c.seqlen_new, c.seqlen_q);
+  const long long work = per_seq * c.seqlen_q;
+  c.batch = work > 20'000'000 ? 1 : (work > 4'000'000 ? 2 : 1 + pick(4));
+  return c;
+}
+
 std::vector<AttentionCase> smoke_cases() {
   const std::vector<DType>& kDTypes = g_target.dtypes;
   std::vector<AttentionCase> cases;
@@ -317,6 +395,28 @@ std::vector<AttentionCase> smoke_cases() {
 }
 
 }  // namespace
+
+std::vector<AttentionCase> random_cases(const SweepTarget& target, int count, uint64_t seed) {
+  g_target = target;
+  std::vector<AttentionCase> cases;
+  std::set<std::string> names;
+  for (int i = 0; i < count; ++i) {
+    std::mt19937_64 rng(seed * 1000003 + static_cast<uint64_t>(i));
+    AttentionCase c = random_case(rng, seed * 1000003 + static_cast<uint64_t>(i));
+    if (names.insert(c.name()).second) cases.push_back(c);
+  }
+  return cases;
+}
+
+int random_case_count(int fallback) {
+  const char* env = std::getenv("FLASHJIT_RANDOM_CASES");
+  return env && *env ? std::atoi(env) : fallback;
+}
+
+uint64_t random_case_seed(uint64_t fallback) {
+  const char* env = std::getenv("FLASHJIT_RANDOM_SEED");
+  return env && *env ? std::strtoull(env, nullptr, 10) : fallback;
+}
 
 int test_level() {
   const char* env = std::getenv("FLASHJIT_TEST_LEVEL");

@@ -1,6 +1,7 @@
 // Declarative attention sweeps, shared by the CPU and the CUDA test suites.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "reference/attention_case.h"
@@ -18,5 +19,13 @@ int test_level();
 
 // level 0: smoke cases; 1: the CI sweep; 2: the full cross product (only that level's cases).
 std::vector<AttentionCase> sweep_cases(const SweepTarget& target, int level);
+
+// `count` cases with every axis drawn at random (many features at once, where the sweeps cross
+// one or two), reproducible from `seed`: case i depends only on (seed, i).
+std::vector<AttentionCase> random_cases(const SweepTarget& target, int count, uint64_t seed);
+// FLASHJIT_RANDOM_CASES (a count) and FLASHJIT_RANDOM_SEED from the environment, else the
+// fallbacks: a longer local hunt is FLASHJIT_RANDOM_CASES=2000 FLASHJIT_RANDOM_SEED=$RANDOM.
+int random_case_count(int fallback);
+uint64_t random_case_seed(uint64_t fallback);
 
 }  // namespace flashjit::testing
