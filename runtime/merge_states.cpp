@@ -111,7 +111,8 @@ void merge_states(const MergeStatesArgs& a) {
     key = key.canonicalize();
     key.check_supported();
     const int64_t ctas = (rows * heads + 3) / 4;
-    FLASHJIT_CHECK(ctas <= 0x7fffffff) << "out: too many (row, head) pairs: " << rows * heads;
+    FLASHJIT_CHECK(ctas <= 0x7fffffff) << "out: expected at most 2^33 - 4 (row, head) pairs on "
+                                       << "CUDA, got " << rows * heads;
     run_cuda_merge(key, p, CudaGrid{static_cast<int>(ctas), 1, 1}, device.index, a.options.stream);
     return;
 #else

@@ -33,7 +33,8 @@ Tensor Tensor::contiguous(void* data, DType dtype, std::initializer_list<int64_t
 Tensor Tensor::strided(void* data, DType dtype, std::initializer_list<int64_t> shape,
                        std::initializer_list<int64_t> strides, Device device) {
   FLASHJIT_CHECK(shape.size() == strides.size())
-      << "Tensor: " << shape.size() << " sizes but " << strides.size() << " strides";
+      << "Tensor::strided: expected as many strides as sizes (" << shape.size() << "), got "
+      << strides.size();
   Tensor t = contiguous(data, dtype, shape, device);
   int i = 0;
   for (int64_t s : strides) t.strides[i++] = s;

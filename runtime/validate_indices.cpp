@@ -19,8 +19,8 @@ void check_cu_seqlens(const int32_t* cu, int batch, int64_t total, int max_len, 
     FLASHJIT_CHECK(len >= 0) << name << ": expected non-decreasing values, got " << name << "[" << b
                              << "] = " << cu[b] << " > " << name << "[" << b + 1
                              << "] = " << cu[b + 1];
-    FLASHJIT_CHECK(len <= max_len) << name << ": sequence " << b << " has length " << len
-                                   << ", expected at most " << max_name << " = " << max_len;
+    FLASHJIT_CHECK(len <= max_len) << name << ": expected sequence lengths of at most " << max_name
+                                   << " = " << max_len << ", got " << len << " for sequence " << b;
   }
   FLASHJIT_CHECK(cu[batch] <= total) << name << "[" << batch << "]: expected at most " << total
                                      << " (rows of the tensor), got " << cu[batch];

@@ -83,7 +83,8 @@ const std::vector<CuSeqlensCase>& bad_cu_seqlens_q() {
        "cu_seqlens_q[2] = 2"},
       {{1, 2, 5}, "cu_seqlens_q[0]: expected 0, got 1"},
       {{0, 3, 6}, "cu_seqlens_q[2]: expected at most 5 (rows of the tensor), got 6"},
-      {{0, 1, 5}, "cu_seqlens_q: sequence 1 has length 4, expected at most max_seqlen_q = 3"},
+      {{0, 1, 5},
+       "cu_seqlens_q: expected sequence lengths of at most max_seqlen_q = 3, got 4 for sequence 1"},
   };
   return cases;
 }
@@ -112,8 +113,9 @@ TEST(ValidationErrors, BadCuSeqlensK) {
   VarlenCase c(VarlenConfig{.validate = true});
   VarlenArgs bad = c.args;
   bad.cu_seqlens_k = c.buf.i32({0, 6, 9});
-  expect_rejected<UsageError>(
-      c, bad, {"cu_seqlens_k: sequence 0 has length 6, expected at most max_seqlen_k = 5"});
+  expect_rejected<UsageError>(c, bad,
+                              {"cu_seqlens_k: expected sequence lengths of at most max_seqlen_k = "
+                               "5, got 6 for sequence 0"});
   bad = c.args;
   bad.cu_seqlens_k = c.buf.i32({0, 5, 10});
   expect_rejected<UsageError>(c, bad,

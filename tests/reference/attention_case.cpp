@@ -140,11 +140,13 @@ CaseResult run_case(const AttentionCase& c) {
       if (append) {
         lnew[i] =
             c.ragged_new ? std::uniform_int_distribution<int>(0, c.seqlen_new)(rng) : c.seqlen_new;
-        // Room for the new keys, and rotary positions of the queries inside the tables.
-        const bool rotary_rows =
-            c.rotary_fraction > 0 && !c.rotary_seqlens &&
-            (c.causal || c.window_left >= 0 || c.window_right >= 0 || c.attention_chunk > 0);
-        const int top = seqlen_k - std::max(lnew[i], rotary_rows ? c.seqlen_q : 0);
+        // Room for the new keys, and rotary positions of the queries inside the tables: from
+        // cache_seqlens on, one per query row (causal / local) or one for all.
+        const bool rotary = c.rotary_fraction > 0 && !c.rotary_seqlens;
+        const bool rotary_rows = rotary && (c.causal || c.window_left >= 0 || c.window_right >= 0 ||
+                                            c.attention_chunk > 0);
+        const int top =
+            seqlen_k - std::max({lnew[i], rotary_rows ? c.seqlen_q : 0, rotary ? 1 : 0});
         klen_alloc[i] = c.random_lengths ? std::uniform_int_distribution<int>(0, top)(rng) : top;
       }
       if (c.leftpad) leftpad[i] = std::uniform_int_distribution<int>(0, klen_alloc[i])(rng);
@@ -405,6 +407,7 @@ CaseResult run_case(const AttentionCase& c) {
                                          DType::kFloat32, {h, total_q}, c.device);
     if (c.num_splits) a.num_splits = *c.num_splits;
     a.options.validate = true;
+    if (c.mutate_varlen) c.mutate_varlen(a);
     flash_attn_varlen(a);
   } else {
     KvcacheArgs a;
@@ -478,6 +481,7 @@ CaseResult run_case(const AttentionCase& c) {
     if (c.sinks) a.sinks = sinks_t;
     a.return_softmax_lse = c.lse;
     a.options.validate = true;
+    if (c.mutate_kvcache) c.mutate_kvcache(a);
     flash_attn_with_kvcache(a);
   }
 
@@ -497,13 +501,20 @@ CaseResult run_case(const AttentionCase& c) {
         res.modified_inputs.push_back(p.name);
     }
   }
+  // An empty K tensor for the whole call (varlen lengths all zero, or a cache of no rows and
+  // nothing appended) has out 0 and LSE +inf in every row, not the -inf of rows that see no key
+  // (spec 3.4).
+  int64_t k_rows = 0;
+  for (int i = 0; i < b; ++i)
+    k_rows += (c.api == Api::kVarlen ? klen_alloc[i] : seqlen_k) + lnew[i];
   // Outputs outside the valid rows (padding of strided views, rows past seqused_q, the LSE's
-  // spare element) keep their poison bytes: spec 3.5 leaves those rows unwritten.
+  // spare element) keep their poison bytes: spec 3.5 leaves those rows unwritten (but an empty K
+  // tensor fills the whole of out and the LSE, as FA3's out.zero_() and lse.fill_()).
   {
     std::vector<char> out_valid(obuf.bytes.size() / dtype_size(dt), 0);
     std::vector<char> lse_valid(lse_buf.size(), 0);
     for (int i = 0; i < b; ++i)
-      for (int r = 0; r < in.lq[i]; ++r)
+      for (int r = 0; r < (k_rows == 0 ? cu_q[i + 1] - cu_q[i] : in.lq[i]); ++r)
         for (int hh = 0; hh < h; ++hh) {
           for (int e = 0; e < dv; ++e)
             out_valid[(cu_q[i] + r) * ov.row_stride + hh * ov.head_stride + e] = 1;
@@ -577,12 +588,8 @@ CaseResult run_case(const AttentionCase& c) {
         }
   }
 
-  // Compare. An empty K tensor for the whole call (varlen lengths all zero, or a cache of no rows
-  // and nothing appended) has LSE +inf, not the -inf of rows that see no key (spec 3.4).
+  // Compare (an empty K tensor: LSE +inf, see above).
   RefOutputs ref = attention_reference(in);
-  int64_t k_rows = 0;
-  for (int i = 0; i < b; ++i)
-    k_rows += (c.api == Api::kVarlen ? klen_alloc[i] : seqlen_k) + lnew[i];
   if (k_rows == 0)
     for (auto& lse : ref.lse)
       std::fill(lse.begin(), lse.end(), std::numeric_limits<double>::infinity());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -48,6 +49,9 @@ struct AttentionCase {
   std::optional<int> num_splits{};      // unset: the API's default
   GuardSide guard = GuardSide::kAfter;  // CPU: every buffer the call sees abuts a guard page
   uint64_t seed = 1;
+  // Tests of bad arguments: called on the arguments just before the call, which must then throw.
+  std::function<void(VarlenArgs&)> mutate_varlen{};
+  std::function<void(KvcacheArgs&)> mutate_kvcache{};
 
   std::string name() const;  // identity for test names
 };
