@@ -39,6 +39,14 @@ std::vector<AttentionCase> random_level() {
                            : std::vector<AttentionCase>{};
 }
 INSTANTIATE_TEST_SUITE_P(Random, CudaSweep, ::testing::ValuesIn(random_level()), case_name);
+// The same cases through plans (AttentionPlan::run with the plan's workspace).
+std::vector<AttentionCase> random_planned() {
+  std::vector<AttentionCase> cases = random_level();
+  for (AttentionCase& c : cases) c.planned = true;
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(RandomPlanned, CudaSweep, ::testing::ValuesIn(random_planned()),
+                         case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CudaSweep);
 
 class CudaMetamorphic : public ::testing::Test {

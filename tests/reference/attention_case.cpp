@@ -80,6 +80,7 @@ std::string AttentionCase::name() const {
                      rotary_interleaved ? "i" : "n", rotary_seqlens ? "s" : "");
   if (leftpad) s += "_leftpad";
   if (num_splits) s += fmt::format("_splits{}", *num_splits);
+  if (planned) s += "_plan";
   if (guard == GuardSide::kBefore) s += "_guardbefore";
   if (guard == GuardSide::kNone) s += "_noguard";
   for (char& ch : s)
@@ -374,6 +375,22 @@ CaseResult run_case(const AttentionCase& c) {
     return Tensor::strided(place(buf.data(), buf.bytes.size(), name), dt, {n0, n1, heads, dim},
                            {n1 * v.row_stride, v.row_stride, v.head_stride, 1}, c.device);
   };
+  // The call: plain, or through a plan made from the same arguments (its workspace placed like
+  // the other buffers).
+  std::vector<uint8_t> workspace;
+  auto call = [&](const auto& args) {
+    if (!c.planned) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(args)>, VarlenArgs>) {
+        flash_attn_varlen(args);
+      } else {
+        flash_attn_with_kvcache(args);
+      }
+      return;
+    }
+    const AttentionPlan plan(args);
+    workspace.assign(std::max<size_t>(plan.workspace_bytes(), 1), 0);
+    plan.run(args, mirrors.place(workspace.data(), workspace.size()));
+  };
   Tensor sinks_t = Tensor::contiguous(place(sinks_buf.data(), bytes_of(sinks_buf), "sinks"),
                                       DType::kBFloat16, {h}, c.device);
   if (c.api == Api::kVarlen) {
@@ -408,7 +425,7 @@ CaseResult run_case(const AttentionCase& c) {
     if (c.num_splits) a.num_splits = *c.num_splits;
     a.options.validate = true;
     if (c.mutate_varlen) c.mutate_varlen(a);
-    flash_attn_varlen(a);
+    call(a);
   } else {
     KvcacheArgs a;
     if (c.varlen_q) {
@@ -482,7 +499,7 @@ CaseResult run_case(const AttentionCase& c) {
     a.return_softmax_lse = c.lse;
     a.options.validate = true;
     if (c.mutate_kvcache) c.mutate_kvcache(a);
-    flash_attn_with_kvcache(a);
+    call(a);
   }
 
   mirrors.copy_back(obuf.data());

@@ -48,6 +48,7 @@ struct AttentionCase {
   bool leftpad = false;         // cache_leftpad in [0, cache_seqlens]
   std::optional<int> num_splits{};      // unset: the API's default
   GuardSide guard = GuardSide::kAfter;  // CPU: every buffer the call sees abuts a guard page
+  bool planned = false;                 // through an AttentionPlan made from the arguments
   uint64_t seed = 1;
   // Tests of bad arguments: called on the arguments just before the call, which must then throw.
   std::function<void(VarlenArgs&)> mutate_varlen{};

@@ -28,6 +28,13 @@ std::vector<AttentionCase> random_level() {
                            : std::vector<AttentionCase>{};
 }
 INSTANTIATE_TEST_SUITE_P(Random, CpuSweep, ::testing::ValuesIn(random_level()), case_name);
+// The same cases through plans (AttentionPlan::run with the plan's workspace).
+std::vector<AttentionCase> random_planned() {
+  std::vector<AttentionCase> cases = random_level();
+  for (AttentionCase& c : cases) c.planned = true;
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(RandomPlanned, CpuSweep, ::testing::ValuesIn(random_planned()), case_name);
 
 // The level-1 cases again with every buffer starting right after a guard page (the cases above
 // end right before one), so that reads before a buffer crash too.
