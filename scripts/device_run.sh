@@ -25,6 +25,10 @@ if [ "$what" = memcheck ] || [ "$what" = all ]; then
     --gtest_filter="${MEMCHECK_FILTER:-Smoke/*:CudaMetamorphic.*:Level1/*q113_k203*:Level1/*q1_k128*:Level1/*q3_k1024*:CudaPlan.*:CudaMergeStates.*:*CudaDecodeMerge.*}" \
     >"$out/memcheck.log" 2>&1 || status=1
   tail -5 "$out/memcheck.log"
+  # Garbage index values without validation: the kernels' clamps must keep every access in bounds.
+  "$sanitizer" --tool memcheck --error-exitcode 3 "$build/tests/cuda/flashjit_cuda_launch_tests" \
+    --gtest_filter='CudaLaunch.GarbageIndexValues*' >"$out/memcheck_launch.log" 2>&1 || status=1
+  tail -3 "$out/memcheck_launch.log"
 fi
 if [ "$what" = racecheck ] || [ "$what" = all ]; then
   # Shared-memory hazards (a read of the tile's coordinates before the barrier that publishes
