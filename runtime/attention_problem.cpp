@@ -1,6 +1,5 @@
 // From a validated problem to a kernel key and run-time parameters; dispatch to the backend.
 #include "runtime/attention_problem.h"
-#include "runtime/checks.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +9,7 @@
 
 #include "codegen/tile_config.h"
 #include "flashjit/error.h"
+#include "runtime/checks.h"
 #include "runtime/config.h"
 #include "templates/fwd_params.h"
 #if FLASHJIT_HAVE_CPU_JIT

@@ -49,13 +49,15 @@ void contiguous(const Tensor& t, const char* name) {
 }
 
 void has_data(const Tensor& t, const char* name) {
-  FLASHJIT_CHECK(t.data != nullptr || t.numel() == 0)
-      << name << ": expected a data pointer, got null for shape " << t.shape_string();
   // NOTE: the kernels index rows, heads and pages with 32-bit ints (offsets are 64-bit).
+  bool empty = false;
   for (int i = 0; i < t.rank; ++i) {
     FLASHJIT_CHECK(t.shape[i] >= 0 && t.shape[i] <= kMaxSize)
         << name << ": expected sizes in [0, " << kMaxSize << "], got shape " << t.shape_string();
+    empty = empty || t.shape[i] == 0;
   }
+  FLASHJIT_CHECK(t.data != nullptr || empty)
+      << name << ": expected a data pointer, got null for shape " << t.shape_string();
 }
 
 void non_negative_strides(const Tensor& t, const char* name) {
