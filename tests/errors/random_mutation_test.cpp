@@ -98,6 +98,10 @@ void tensor_mutations(const Field& f, std::vector<std::pair<std::string, Mutatio
   if (t.rank > 0 && t.shape[0] > 1)
     out.push_back({f.name + ": negative stride", [&t] { t.strides[0] = -t.strides[0]; }});
   if (t.numel() > 0) out.push_back({f.name + ": null data", [&t] { t.data = nullptr; }});
+  if (t.rank > 0) {
+    out.push_back({f.name + ": first dimension -1", [&t] { t.shape[0] = -1; }});
+    out.push_back({f.name + ": first dimension 2^31", [&t] { t.shape[0] = int64_t{1} << 31; }});
+  }
   if (f.grows && t.rank > 0)
     out.push_back({f.name + ": last dimension 8 larger", [&t] { t.shape[t.rank - 1] += 8; }});
   out.push_back({f.name + ": on a CUDA device", [&t] { t.device = Device{DeviceType::kCUDA, 0}; }});
