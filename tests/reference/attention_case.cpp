@@ -514,7 +514,7 @@ CaseResult run_case(const AttentionCase& c) {
       lse_before = &p.before;
     } else if (!(append && (p.host == kbuf.data() || p.host == vbuf.data()))) {
       mirrors.copy_back(p.host);
-      if (std::memcmp(p.host, p.before.data(), p.before.size()) != 0)
+      if (!p.before.empty() && std::memcmp(p.host, p.before.data(), p.before.size()) != 0)
         res.modified_inputs.push_back(p.name);
     }
   }
