@@ -33,20 +33,12 @@ auto case_name = [](const auto& info) { return info.param.name(); };
 INSTANTIATE_TEST_SUITE_P(Smoke, CudaSweep, ::testing::ValuesIn(level(0)), case_name);
 INSTANTIATE_TEST_SUITE_P(Level1, CudaSweep, ::testing::ValuesIn(level(1)), case_name);
 INSTANTIATE_TEST_SUITE_P(Level2, CudaSweep, ::testing::ValuesIn(level(2)), case_name);
-// Cases with every axis drawn at random, as on the CPU (reference/sweep_cases.h).
-std::vector<AttentionCase> random_level() {
-  return test_level() >= 1 ? random_cases(cuda_target(), random_case_count(48), random_case_seed(1))
-                           : std::vector<AttentionCase>{};
-}
-INSTANTIATE_TEST_SUITE_P(Random, CudaSweep, ::testing::ValuesIn(random_level()), case_name);
-// The same cases through plans (AttentionPlan::run with the plan's workspace).
-std::vector<AttentionCase> random_planned() {
-  std::vector<AttentionCase> cases = random_level();
-  for (AttentionCase& c : cases) c.planned = true;
-  return cases;
-}
-INSTANTIATE_TEST_SUITE_P(RandomPlanned, CudaSweep, ::testing::ValuesIn(random_planned()),
+// Cases with every axis drawn at random, as on the CPU (reference/sweep_cases.h), plain and
+// through plans.
+INSTANTIATE_TEST_SUITE_P(Random, CudaSweep, ::testing::ValuesIn(random_sweep(cuda_target(), false)),
                          case_name);
+INSTANTIATE_TEST_SUITE_P(RandomPlanned, CudaSweep,
+                         ::testing::ValuesIn(random_sweep(cuda_target(), true)), case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CudaSweep);
 
 class CudaMetamorphic : public ::testing::Test {

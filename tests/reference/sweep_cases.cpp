@@ -418,6 +418,14 @@ uint64_t random_case_seed(uint64_t fallback) {
   return env && *env ? std::strtoull(env, nullptr, 10) : fallback;
 }
 
+std::vector<AttentionCase> random_sweep(const SweepTarget& target, bool planned) {
+  if (test_level() < 1) return {};
+  std::vector<AttentionCase> cases =
+      random_cases(target, random_case_count(48), random_case_seed(1));
+  for (AttentionCase& c : cases) c.planned = planned;
+  return cases;
+}
+
 int test_level() {
   const char* env = std::getenv("FLASHJIT_TEST_LEVEL");
   return env && *env ? std::atoi(env) : FLASHJIT_TEST_LEVEL;

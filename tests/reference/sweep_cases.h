@@ -27,5 +27,8 @@ std::vector<AttentionCase> random_cases(const SweepTarget& target, int count, ui
 // fallbacks: a longer local hunt is FLASHJIT_RANDOM_CASES=2000 FLASHJIT_RANDOM_SEED=$RANDOM.
 int random_case_count(int fallback);
 uint64_t random_case_seed(uint64_t fallback);
+// What a suite runs of them: none below test level 1, else random_case_count(48) cases from
+// random_case_seed(1), through AttentionPlan when `planned`.
+std::vector<AttentionCase> random_sweep(const SweepTarget& target, bool planned);
 
 }  // namespace flashjit::testing

@@ -22,19 +22,11 @@ INSTANTIATE_TEST_SUITE_P(Smoke, CpuSweep, ::testing::ValuesIn(level(0)), case_na
 INSTANTIATE_TEST_SUITE_P(Level1, CpuSweep, ::testing::ValuesIn(level(1)), case_name);
 INSTANTIATE_TEST_SUITE_P(Level2, CpuSweep, ::testing::ValuesIn(level(2)), case_name);
 
-// Cases with every axis drawn at random (reference/sweep_cases.h says how to run more).
-std::vector<AttentionCase> random_level() {
-  return test_level() >= 1 ? random_cases(SweepTarget{}, random_case_count(48), random_case_seed(1))
-                           : std::vector<AttentionCase>{};
-}
-INSTANTIATE_TEST_SUITE_P(Random, CpuSweep, ::testing::ValuesIn(random_level()), case_name);
-// The same cases through plans (AttentionPlan::run with the plan's workspace).
-std::vector<AttentionCase> random_planned() {
-  std::vector<AttentionCase> cases = random_level();
-  for (AttentionCase& c : cases) c.planned = true;
-  return cases;
-}
-INSTANTIATE_TEST_SUITE_P(RandomPlanned, CpuSweep, ::testing::ValuesIn(random_planned()), case_name);
+// Cases with every axis drawn at random (reference/sweep_cases.h says how to run more), plain
+// and through plans.
+INSTANTIATE_TEST_SUITE_P(Random, CpuSweep, ::testing::ValuesIn(random_sweep({}, false)), case_name);
+INSTANTIATE_TEST_SUITE_P(RandomPlanned, CpuSweep, ::testing::ValuesIn(random_sweep({}, true)),
+                         case_name);
 
 // The level-1 cases again with every buffer starting right after a guard page (the cases above
 // end right before one), so that reads before a buffer crash too.
