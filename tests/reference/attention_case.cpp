@@ -255,8 +255,10 @@ CaseResult run_case(const AttentionCase& c) {
              vview = make_view(kv_rows, hk, dv, c.strided);
   Buffer kbuf(dt, kview.rows_alloc * kview.row_stride),
       vbuf(dt, vview.rows_alloc * vview.row_stride);
+  // Rows no sequence uses, and rows before a sequence's left padding, keep the NaN poison: a
+  // kernel that loads them must mask them out of both products (0 x NaN is NaN).
   for (int i = 0; i < b; ++i)
-    for (int j = 0; j < klen_alloc[i]; ++j)
+    for (int j = leftpad[i]; j < klen_alloc[i]; ++j)
       for (int hh = 0; hh < hk; ++hh) {
         for (int e = 0; e < d; ++e)
           kbuf.set(key_row(i, j) * kview.row_stride + hh * kview.head_stride + e,
