@@ -142,23 +142,6 @@ TEST_F(CudaLaunch, UsageErrors) {
   FLASHJIT_CU(cuStreamSynchronize(stream_));
 }
 
-// int32 values in device memory, freed with the test.
-struct DeviceInts {
-  CUdeviceptr ptr = 0;
-  int64_t n = 0;
-  explicit DeviceInts(const std::vector<int32_t>& v) : n(static_cast<int64_t>(v.size())) {
-    FLASHJIT_CU(cuMemAlloc(&ptr, v.size() * 4));
-    FLASHJIT_CU(cuMemcpyHtoD(ptr, v.data(), v.size() * 4));
-  }
-  ~DeviceInts() { cuda::driver()->cuMemFree(ptr); }
-  Tensor tensor() const {
-    return Tensor::contiguous(reinterpret_cast<void*>(ptr), DType::kInt32, {n}, kGpu);
-  }
-  Tensor matrix(int64_t rows, int64_t cols) const {
-    return Tensor::contiguous(reinterpret_cast<void*>(ptr), DType::kInt32, {rows, cols}, kGpu);
-  }
-};
-
 bool all_finite_bf16(const std::vector<uint16_t>& x) {
   return std::all_of(x.begin(), x.end(), [](uint16_t b) { return (b & 0x7f80) != 0x7f80; });
 }
@@ -177,58 +160,56 @@ TEST_F(CudaLaunch, GarbageIndexValuesWithoutValidationStayInBounds) {
     EXPECT_EQ(cuda::driver()->cuStreamSynchronize(stream_), CUDA_SUCCESS);
     EXPECT_TRUE(all_finite_bf16(p.output()));
   };
+  // Device copies of the host vectors below (testing::DeviceMirrors frees them with the test).
+  testing::DeviceMirrors mirrors(kGpu);
+  auto ints = [&](std::vector<int32_t>& v, std::initializer_list<int64_t> shape) {
+    return Tensor::contiguous(mirrors.place(v.data(), v.size() * 4), DType::kInt32, shape, kGpu);
+  };
+  auto halves = [&](std::vector<uint16_t>& v, std::initializer_list<int64_t> shape) {
+    return Tensor::contiguous(mirrors.place(v.data(), v.size() * 2), DType::kBFloat16, shape, kGpu);
+  };
   {
-    DeviceInts idx({big, -5}), seqlens({big, -7}), leftpad({-3, big});
+    std::vector<int32_t> idx = {big, -5}, seqlens = {big, -7}, leftpad = {-3, big};
     KvcacheArgs a = p.args(stream_);
-    a.cache_batch_idx = idx.tensor();
-    a.cache_seqlens = seqlens.tensor();
-    a.cache_leftpad = leftpad.tensor();
+    a.cache_batch_idx = ints(idx, {2});
+    a.cache_seqlens = ints(seqlens, {2});
+    a.cache_leftpad = ints(leftpad, {2});
     expect_clean_run(a, "cache_batch_idx, cache_seqlens and cache_leftpad out of range");
   }
   {
     // The cache as 12 pages of 16 rows; page ids and lengths out of range.
-    DeviceInts table({big, -1, 3, 100, 2, 5, -big, 11, 12, 0, 1, 4}), seqlens({96, 200});
+    std::vector<int32_t> table = {big, -1, 3, 100, 2, 5, -big, 11, 12, 0, 1, 4};
+    std::vector<int32_t> seqlens = {96, 200};
     KvcacheArgs a = p.args(stream_);
     for (Tensor* t : {&a.k_cache, &a.v_cache}) {
       *t = Tensor::contiguous(t->data, DType::kBFloat16, {12, 16, p.hk, p.d}, kGpu);
     }
-    a.page_table = table.matrix(2, 6);
-    a.cache_seqlens = seqlens.tensor();
+    a.page_table = ints(table, {2, 6});
+    a.cache_seqlens = ints(seqlens, {2});
     expect_clean_run(a, "page ids out of range");
   }
   {
     // Packed queries whose cu_seqlens_q point far past the 5 rows of q / out.
-    DeviceInts cu({0, big, 5});
+    std::vector<int32_t> cu = {0, big, 5};
     KvcacheArgs a = p.args(stream_);
     a.q = Tensor::contiguous(a.q.data, DType::kBFloat16, {5, p.h, p.d}, kGpu);
     a.out = Tensor::contiguous(a.out.data, DType::kBFloat16, {5, p.h, p.d}, kGpu);
-    a.cu_seqlens_q = cu.tensor();
+    a.cu_seqlens_q = ints(cu, {3});
     a.max_seqlen_q = 3;
     a.num_splits = 3;  // the split partials are indexed by packed rows too
     expect_clean_run(a, "cu_seqlens_q past the rows of q");
   }
   {
     // An append at lengths past the capacity, with rotary positions past the tables.
-    std::vector<uint16_t> host(size_t(p.b) * p.hk * p.d, 0x3f80);
-    CUdeviceptr knew = 0, table = 0;
-    FLASHJIT_CU(cuMemAlloc(&knew, host.size() * 2));
-    FLASHJIT_CU(cuMemcpyHtoD(knew, host.data(), host.size() * 2));
-    const std::vector<uint16_t> half(size_t(8) * p.d / 2, 0x3f00);  // 0.5
-    FLASHJIT_CU(cuMemAlloc(&table, half.size() * 2));
-    FLASHJIT_CU(cuMemcpyHtoD(table, half.data(), half.size() * 2));
-    DeviceInts seqlens({big, -2}), positions({-big, big});
+    std::vector<uint16_t> knew(size_t(p.b) * p.hk * p.d, 0x3f80);  // 1.0
+    std::vector<uint16_t> table(size_t(8) * p.d / 2, 0x3f00);      // 0.5
+    std::vector<int32_t> seqlens = {big, -2}, positions = {-big, big};
     KvcacheArgs a = p.args(stream_);
-    a.k = Tensor::contiguous(reinterpret_cast<void*>(knew), DType::kBFloat16, {p.b, 1, p.hk, p.d},
-                             kGpu);
-    a.v = a.k;
-    a.cache_seqlens = seqlens.tensor();
-    a.rotary_cos =
-        Tensor::contiguous(reinterpret_cast<void*>(table), DType::kBFloat16, {8, p.d / 2}, kGpu);
-    a.rotary_sin = a.rotary_cos;
-    a.rotary_seqlens = positions.tensor();
+    a.k = a.v = halves(knew, {p.b, 1, p.hk, p.d});
+    a.cache_seqlens = ints(seqlens, {2});
+    a.rotary_cos = a.rotary_sin = halves(table, {8, p.d / 2});
+    a.rotary_seqlens = ints(positions, {2});
     expect_clean_run(a, "append past the capacity, rotary positions past the tables");
-    cuda::driver()->cuMemFree(knew);
-    cuda::driver()->cuMemFree(table);
   }
   // The process and its context stay usable.
   flash_attn_with_kvcache(p.args(stream_));
