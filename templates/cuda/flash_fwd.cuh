@@ -556,6 +556,68 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       *(u32*)(orow + col) = pack2<kBf16>(x, y);
     }
   };
+  // Tiles of row warps or column warps (not split-KV, rows of whole 128-byte lines) send out
+  // through shared memory (the K/V buffers, free after the key loop) as 16-byte chunks of rows:
+  // at d 256 16 stmatrix and 16 row stores a thread instead of 64 4-byte stores to eight rows each.
+  constexpr bool kStagedO = T::kSplit == 1 && !Cfg::kSplitKV && T::kSwizzle &&
+                            T::BM * DVp <= T::kStages * (T::kKElems + T::kVElems);
+  u16* so = sk;  // row r's 16-byte chunk c at (c ^ (r % 8)), as K and V
+  // Rows [row0, row0 + 16) of one m-tile of O, column chunks [chunk0, chunk0 + DVo / 8), scaled
+  // by inv0 (row row0 + lane / 4) and inv1 (8 rows further), to so.
+  auto stage_mtile = [&](int row0, int chunk0, const float(&om)[T::DVo / 8][4], float inv0,
+                         float inv1) {
+#if __CUDA_ARCH__ >= 900
+    // Matrices (rows 0-7 | 8-15) x (column chunks 2 j | 2 j + 1), as P in softmax.
+    const u32 o_row = smem_addr(so) + (row0 + ((lane / 8) % 2) * 8 + lane % 8) * DVp * 2;
+#pragma unroll
+    for (int j = 0; j < T::DVo / 16; ++j)
+      stmatrix_x4(o_row + ((chunk0 + 2 * j + lane / 16) ^ (lane & 7)) * 16,
+                  pack2<kBf16>(om[2 * j][0] * inv0, om[2 * j][1] * inv0),
+                  pack2<kBf16>(om[2 * j][2] * inv1, om[2 * j][3] * inv1),
+                  pack2<kBf16>(om[2 * j + 1][0] * inv0, om[2 * j + 1][1] * inv0),
+                  pack2<kBf16>(om[2 * j + 1][2] * inv1, om[2 * j + 1][3] * inv1));
+#else
+    const int r0 = row0 + lane / 4;  // rows r0 and r0 + 8: the same swizzle
+#pragma unroll
+    for (int d = 0; d < T::DVo / 8; ++d) {
+      const int c = ((chunk0 + d) ^ (r0 & 7)) * 8 + 2 * (lane % 4);
+      *(u32*)(so + r0 * DVp + c) = pack2<kBf16>(om[d][0] * inv0, om[d][1] * inv0);
+      *(u32*)(so + (r0 + 8) * DVp + c) = pack2<kBf16>(om[d][2] * inv1, om[d][3] * inv1);
+    }
+#endif
+  };
+  // After a barrier: so's rows below nrows to out. Each thread keeps one chunk column and steps
+  // over the rows; out needs only 4-byte alignment (the API's rule), so 16-byte stores go where
+  // the pointer and strides allow them.
+  auto copy_out = [&]() {
+    constexpr int kOChunks = DVp / 8, kStep = walk_rows(T::kThreads, kOChunks);
+    static_assert(!kStagedO || (kStep > 0 && T::BM % kStep == 0), "out rows: whole passes");
+    const bool vec16 =
+        (((unsigned long long)p.out |
+          (unsigned long long)(p.o_row_stride | p.o_head_stride | p.o_batch_stride) * 2) &
+         15) == 0;
+    const int c = threadIdx.x % kOChunks, r0 = threadIdx.x / kOChunks;
+    if ((kStep * kOChunks < T::kThreads && threadIdx.x >= kStep * kOChunks) || c * 8 >= T::DV)
+      return;
+    const int rows = tk.nrows;
+#pragma unroll
+    for (int i = 0; i < T::BM / kStep; ++i) {
+      const int row = r0 + i * kStep;
+      if (row >= rows) break;
+      const Chunk chunk = *reinterpret_cast<const Chunk*>(so + row * DVp + (c ^ (row & 7)) * 8);
+      float* prow;
+      u16* orow;
+      row_dst(row, prow, orow);
+      u16* dst = orow + c * 8;
+      if (vec16) {
+        store_chunk(dst, chunk);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          reinterpret_cast<u32*>(dst)[e] = (u32)chunk.e[2 * e] | (u32)chunk.e[2 * e + 1] << 16;
+      }
+    }
+  };
   if constexpr (T::kSplit > 1) {
     // Key warps: every warp's state (row maxima and sums, O) goes to shared memory, then each
     // thread merges one (row, column pair) over the warps and finishes it. O moves in passes of
@@ -638,21 +700,45 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       if (lane % 4 == 0) s_rowf[rowf_index(row_of(r))] = inv;
     }
     __syncthreads();
+    if constexpr (kStagedO) {
 #pragma unroll
-    for (int mt = 0; mt < T::kMTo; ++mt)
+      for (int mt = 0; mt < T::kMTo; ++mt)
+        stage_mtile(mt * 16, wm * (T::DVo / 8), o[mt], s_rowf[rowf_index(mt * 16 + lane / 4)],
+                    s_rowf[rowf_index(mt * 16 + lane / 4 + 8)]);
+      __syncthreads();
+      copy_out();
+    } else {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = mt * 16 + lane / 4 + 8 * h;
-        if (row >= tk.nrows) continue;
-        const float inv = s_rowf[rowf_index(row)];
-        float* prow;
-        u16* orow;
-        row_dst(row, prow, orow);
+      for (int mt = 0; mt < T::kMTo; ++mt)
 #pragma unroll
-        for (int d = 0; d < T::DVo / 8; ++d)
-          put(prow, orow, wm * T::DVo + d * 8 + 2 * (lane % 4), o[mt][d][2 * h] * inv,
-              o[mt][d][2 * h + 1] * inv);
-      }
+        for (int h = 0; h < 2; ++h) {
+          const int row = mt * 16 + lane / 4 + 8 * h;
+          if (row >= tk.nrows) continue;
+          const float inv = s_rowf[rowf_index(row)];
+          float* prow;
+          u16* orow;
+          row_dst(row, prow, orow);
+#pragma unroll
+          for (int d = 0; d < T::DVo / 8; ++d)
+            put(prow, orow, wm * T::DVo + d * 8 + 2 * (lane % 4), o[mt][d][2 * h] * inv,
+                o[mt][d][2 * h + 1] * inv);
+        }
+    }
+  } else if constexpr (kStagedO) {
+    float inv[kR];
+#pragma unroll
+    for (int r = 0; r < kR; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+      inv[r] = 0.f;
+      if (row_of(r) < tk.nrows) finish_row(r, inv[r]);
+    }
+    __syncthreads();  // every warp is done with the last block's V
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+      stage_mtile((wm * kMT + mt) * 16, 0, o[mt], inv[2 * mt], inv[2 * mt + 1]);
+    __syncthreads();
+    copy_out();
   } else {
 #pragma unroll
     for (int r = 0; r < kR; ++r) {

@@ -89,6 +89,29 @@ TEST_F(CudaMetamorphic, PackedGqaEqualsUnpacked) {
   EXPECT_LE(max_diff(a.lse_out, b.lse_out), 1e-4);
 }
 
+// Prefill tiles write out through shared memory, as 16-byte chunks where out's pointer and strides
+// allow them and as 4-byte words otherwise: a strided out (4-byte aligned rows) takes the second
+// path, and both give the same bits.
+TEST_F(CudaMetamorphic, StridedOutEqualsContiguousForStagedTiles) {
+  for (int d : {64, 128, 192, 256}) {
+    AttentionCase dense = base();
+    dense.head_dim = d;
+    dense.num_heads = 4;
+    dense.num_heads_k = 4;
+    dense.seqlen_q = 150;  // three 64-row tiles, the last one partial
+    dense.seqlen_k = 300;
+    AttentionCase strided = dense;
+    strided.strided = true;
+    const CaseResult a = run_case(dense), b = run_case(strided);
+    for (const CaseResult* r : {&a, &b}) {
+      EXPECT_EQ(r->unwritten, 0) << "d" << d;
+      EXPECT_LE(r->max_err, r->tolerance) << "d" << d;
+    }
+    EXPECT_EQ(max_diff(a.out, b.out), 0.0) << "d" << d << ": out's layout changed the result";
+    EXPECT_EQ(max_diff(a.lse_out, b.lse_out), 0.0) << "d" << d;
+  }
+}
+
 TEST_F(CudaMetamorphic, RepeatedLaunchesAreBitwiseIdentical) {
   const CaseResult a = run_case(base()), b = run_case(base());
   ASSERT_EQ(a.out.size(), b.out.size());
