@@ -271,6 +271,13 @@ void prepare_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bo
                                   << key.num_stages << " does not fit this call: " << unfit;
   }
   flashjit_kernel::FwdParams f = kernel_params(p, mask, key, group, pack, group);
+  // Paged K/V copies step through a page's rows with a 32-bit pitch in bytes
+  // (templates/cuda/kv_load.cuh); one rule for every CUDA call keeps it simple.
+  for (auto [stride, name] : {std::pair{f.k_row_stride, p.varlen_k ? "k" : "k_cache"},
+                              {f.v_row_stride, p.varlen_k ? "v" : "v_cache"}})
+    FLASHJIT_CHECK(stride < (int64_t{1} << 31))
+        << name << ": expected a stride between keys below 2^31 elements on the CUDA backend, got "
+        << stride;
   FLASHJIT_CHECK(p.batch <= 65535)
       << "batch: expected at most 65535 on the CUDA backend, got " << p.batch;
   const long long ctas = int64_t{f.num_m_blocks} * f.num_head_groups * p.batch;

@@ -154,6 +154,47 @@ __device__ __forceinline__ void load_kv_part(const FwdParams& p, const Tile& t, 
       if (tid >= kStep * kChunks) return;
     const int ch = tid % kChunks;
     const bool k_col = ch * 8 < T::D, v_col = ch * 8 < T::DV;
+    // A full block inside one page (page sizes that are multiples of block_n, e.g. 16 or 64 in
+    // decode): one table read, then the rows are contiguous in the page and every copy is one
+    // IMAD.WIDE.U32 from the page's row, as for a contiguous cache. The walk below costs a copy
+    // some 60 instructions (64-bit offsets, page checks), which decode issues for every row.
+    int pos0 = n0;
+    if constexpr (Cfg::kLeftpad) pos0 += (int)t.k_row0;  // storage row past the left padding
+    const int page_idx = pos0 / p.page_size, in_page0 = pos0 - page_idx * p.page_size;
+    if (n0 + T::BN <= n_end && in_page0 + T::BN <= p.page_size &&
+        (!(kParts & kLoadK) || T::D == T::Dp || k_col) &&
+        (!(kParts & kLoadV) || T::DV == T::DVp || v_col)) {
+      static_assert(!T::kSwizzle || (kStep & (kStep - 1)) == 0, "swizzled rows: kStep power of 2");
+      constexpr int kRows = (T::BN + kStep - 1) / kStep;
+      const int r0 = tid / kChunks;
+      int page = p.page_table[t.kv_b * p.page_table_stride + page_idx];
+      page = page < 0 ? 0 : (page >= p.num_pages ? p.num_pages - 1 : page);  // never OOB
+      const unsigned k_pitch = (unsigned)p.k_row_stride * 2u,
+                     v_pitch = (unsigned)p.v_row_stride * 2u;
+      const unsigned row0 = (unsigned)(in_page0 + r0);
+      const char* kp =
+          (const char*)(k + page * p.k_batch_stride + t.hk * p.k_head_stride + ch * 8) +
+          (unsigned long long)k_pitch * row0;
+      const char* vp =
+          (const char*)(v + page * p.v_batch_stride + t.hk * p.v_head_stride + ch * 8) +
+          (unsigned long long)v_pitch * row0;
+      const u32 c0 = (T::kSwizzle ? ch ^ (r0 & 7) : ch) * 16;
+      auto col = [&](int i) { return T::kSwizzle ? c0 ^ (u32)((i * kStep) % 8 * 16) : c0; };
+      const u32 sk_row = smem_addr(sk + r0 * T::kQStride);
+      const u32 sv_row = smem_addr(sv + r0 * T::kVStride);
+#pragma unroll
+      for (int i = 0; i < kRows; ++i) {
+        if (T::BN % kStep != 0 && r0 + i * kStep >= T::BN) break;
+        const unsigned rows = (unsigned)(i * kStep);
+        if (kParts & kLoadK)
+          copy(sk_row + i * kStep * T::kQStride * 2 + col(i),
+               kp + (unsigned long long)k_pitch * rows, 16);
+        if (kParts & kLoadV)
+          copy(sv_row + i * kStep * T::kVStride * 2 + col(i),
+               vp + (unsigned long long)v_pitch * rows, 16);
+      }
+      return;
+    }
     KvRowWalk<Cfg> walk(p, t, n0 + tid / kChunks);
 #pragma unroll
     for (int i = 0; i < (T::BN + kStep - 1) / kStep; ++i) {

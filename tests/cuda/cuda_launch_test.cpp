@@ -137,6 +137,9 @@ TEST_F(CudaLaunch, UsageErrors) {
   KvcacheArgs fp32 = p.args(stream_);
   fp32.q.dtype = fp32.k_cache.dtype = fp32.v_cache.dtype = fp32.out.dtype = DType::kFloat32;
   expect_error<UsageError>(fp32, {"dtype_q", "fp16 or bf16 on the CUDA backend", "fp32"});
+  KvcacheArgs far_rows = p.args(stream_);
+  far_rows.k_cache.strides[1] = int64_t{1} << 31;  // rejected before anything reads it
+  expect_error<UsageError>(far_rows, {"k_cache", "below 2^31 elements", "2147483648"});
   // The process stays usable.
   flash_attn_with_kvcache(p.args(stream_));
   FLASHJIT_CU(cuStreamSynchronize(stream_));
