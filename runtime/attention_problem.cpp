@@ -11,6 +11,7 @@
 #include "flashjit/error.h"
 #include "runtime/checks.h"
 #include "runtime/config.h"
+#include "runtime/strided_fill.h"
 #include "templates/fwd_params.h"
 #if FLASHJIT_HAVE_CPU_JIT
 #include "runtime/cpu_backend.h"
@@ -46,30 +47,34 @@ MaskSpec normalize_mask(const AttentionProblem& p) {
 }
 
 void zero_output(const AttentionProblem& p) {
-  // Empty K for the whole call: out = 0 and LSE = +inf (spec 3.4).
-  const int64_t rows = p.varlen_q ? p.total_q : int64_t{p.batch} * p.seqlen_q;
+  // Empty K for the whole call: out = 0 and LSE = +inf (spec 3.4), in every element of both
+  // views, as FA3's out.zero_() and lse.fill_().
+  const int64_t unbounded = std::numeric_limits<int64_t>::max();
   const int bytes = dtype_size(p.out.dtype);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t b = p.varlen_q ? 0 : r / std::max(p.seqlen_q, 1);
-    const int64_t i = p.varlen_q ? r : r % std::max(p.seqlen_q, 1);
-    for (int hq = 0; hq < p.num_heads; ++hq) {
-      char* row = static_cast<char*>(p.out.data) +
-                  (p.varlen_q ? i * p.out.stride(0) + hq * p.out.stride(1)
-                              : b * p.out.stride(0) + i * p.out.stride(1) + hq * p.out.stride(2)) *
-                      bytes;
-      std::fill(row, row + int64_t{p.head_dim_v} * bytes, char{0});
-      if (p.lse) {
-        float* lse = static_cast<float*>(p.lse->data);
-        const int64_t at =
-            p.varlen_q ? hq * p.lse->stride(0) + i * p.lse->stride(1)
-                       : b * p.lse->stride(0) + hq * p.lse->stride(1) + i * p.lse->stride(2);
-        lse[at] = std::numeric_limits<float>::infinity();
-      }
+  const std::vector<FillRect> out_rects = *fill_rects(p.out, unbounded, unbounded);
+  for (const FillRect& r : out_rects)
+    for (int64_t y = 0; y < r.height; ++y) {
+      char* row = static_cast<char*>(p.out.data) + (r.offset + y * r.pitch) * bytes;
+      std::fill(row, row + r.width * bytes, char{0});
     }
-  }
+  if (!p.lse) return;
+  const std::vector<FillRect> lse_rects = *fill_rects(*p.lse, unbounded, unbounded);
+  for (const FillRect& r : lse_rects)
+    for (int64_t y = 0; y < r.height; ++y) {
+      float* row = static_cast<float*>(p.lse->data) + r.offset + y * r.pitch;
+      std::fill(row, row + r.width, std::numeric_limits<float>::infinity());
+    }
 }
 
 // The key fields every backend shares (mask, layout and feature flags).
+// A CUDA call without keys fills `t` by the 2D memsets of cuda_fill_rects.
+void check_cuda_fill(const Tensor& t, const char* name) {
+  FLASHJIT_CHECK(cuda_fill_rects(t).has_value())
+      << name << ": expected a layout that at most 1024 two-dimensional memsets fill, got shape "
+      << t.shape_string() << " with strides " << checks::strides_string(t)
+      << " (not supported; a contiguous one always works)";
+}
+
 KernelKey base_key(const AttentionProblem& p, const MaskSpec& mask, bool pack) {
   KernelKey key;
   key.dtype_q = key.dtype_kv = key.dtype_o = p.q.dtype;
@@ -347,10 +352,10 @@ PreparedCall prepare_attention(const AttentionProblem& p) {
                            : (p.paged ? p.num_pages == 0 || p.max_pages == 0 : p.seqlen_k == 0);
   if (empty_k) {
     call.kind = PreparedCall::Kind::kEmptyKeys;
-    // NOTE: the CUDA path fills such outputs by memset, hence contiguous ones.
+    // The CUDA path fills them by 2D memsets (cuda_fill_empty), a bounded number of them.
     if (call.on_cuda) {
-      checks::contiguous(p.out, "out (a CUDA call without keys)");
-      if (p.lse) checks::contiguous(*p.lse, "softmax_lse (a CUDA call without keys)");
+      check_cuda_fill(p.out, "out (a CUDA call without keys)");
+      if (p.lse) check_cuda_fill(*p.lse, "softmax_lse (a CUDA call without keys)");
     }
     return call;
   }
@@ -382,10 +387,7 @@ void launch_prepared(const AttentionProblem& p, const PreparedCall& call, void* 
   if (call.kind == PreparedCall::Kind::kNothing) return;
   if (call.kind == PreparedCall::Kind::kEmptyKeys) {
 #if FLASHJIT_HAVE_CUDA
-    if (call.on_cuda)
-      return cuda_fill_empty(p.out.data, p.out.numel() * dtype_size(p.out.dtype),
-                             p.lse ? static_cast<float*>(p.lse->data) : nullptr,
-                             p.lse ? p.lse->numel() : 0, p.options.stream);
+    if (call.on_cuda) return cuda_fill_empty(p.out, p.lse, p.options.stream);
 #endif
     return zero_output(p);
   }

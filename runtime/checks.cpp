@@ -40,12 +40,16 @@ void last_dim_contiguous(const Tensor& t, const char* name) {
       << name << ": expected a contiguous last dimension (stride 1), got stride " << t.stride(-1);
 }
 
+std::string strides_string(const Tensor& t) {
+  std::string s = "(";
+  for (int i = 0; i < t.rank; ++i) s += (i ? ", " : "") + std::to_string(t.strides[i]);
+  return s + ")";
+}
+
 void contiguous(const Tensor& t, const char* name) {
   if (t.is_contiguous()) return;
-  std::string strides;
-  for (int i = 0; i < t.rank; ++i) strides += (i ? ", " : "") + std::to_string(t.strides[i]);
-  FLASHJIT_CHECK(false) << name << ": expected a contiguous tensor, got strides (" << strides
-                        << ") for shape " << t.shape_string();
+  FLASHJIT_CHECK(false) << name << ": expected a contiguous tensor, got strides "
+                        << strides_string(t) << " for shape " << t.shape_string();
 }
 
 void has_data(const Tensor& t, const char* name) {
@@ -79,11 +83,9 @@ void no_overlap(const Tensor& t, const char* name) {
     extent = t.strides[i] * t.shape[i];
   }
   if (ok) return;
-  std::string strides;
-  for (int i = 0; i < t.rank; ++i) strides += (i ? ", " : "") + std::to_string(t.strides[i]);
   FLASHJIT_CHECK(false) << name
                         << ": expected a view whose elements do not overlap (it is written), got "
-                        << "strides (" << strides << ") for shape " << t.shape_string();
+                        << "strides " << strides_string(t) << " for shape " << t.shape_string();
 }
 
 void same_device(const Tensor& t, const char* name, Device device) {

@@ -17,6 +17,8 @@ void shape(const Tensor& t, const char* name, std::initializer_list<int64_t> exp
            const char* dims);
 void last_dim_contiguous(const Tensor& t, const char* name);
 void contiguous(const Tensor& t, const char* name);
+// "(8, 1)": a tensor's strides, for messages.
+std::string strides_string(const Tensor& t);
 // The largest size of a dimension (kernels index with 32-bit ints).
 inline constexpr int64_t kMaxSize = 2147483647;
 // A data pointer (or no elements) and sizes in [0, kMaxSize].

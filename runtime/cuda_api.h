@@ -47,6 +47,8 @@ namespace flashjit::cuda {
   X(cuMemsetD8, "cuMemsetD8_v2")                          \
   X(cuMemsetD8Async, "cuMemsetD8Async")                   \
   X(cuMemsetD32Async, "cuMemsetD32Async")                 \
+  X(cuMemsetD2D8Async, "cuMemsetD2D8Async")               \
+  X(cuMemsetD2D32Async, "cuMemsetD2D32Async")             \
   X(cuEventCreate, "cuEventCreate")                       \
   X(cuEventRecord, "cuEventRecord")                       \
   X(cuEventSynchronize, "cuEventSynchronize")             \

@@ -18,6 +18,7 @@
 #include "runtime/cuda_compiler.h"
 #include "runtime/embedded_templates.h"
 #include "runtime/kernel_store.h"
+#include "runtime/strided_fill.h"
 
 namespace flashjit {
 namespace {
@@ -316,15 +317,21 @@ CudaWorkspace::~CudaWorkspace() {
     d->cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(data_), static_cast<CUstream>(stream_));
 }
 
-void cuda_fill_empty(void* out, size_t out_bytes, float* lse, size_t lse_count, void* stream) {
+void cuda_fill_empty(const Tensor& out, const OptionalTensor& lse, void* stream) {
   const cuda::DriverApi& d = require_driver();
   CUstream s = static_cast<CUstream>(stream);
-  if (out_bytes)
-    cuda::check(d.cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(out), 0, out_bytes, s),
-                "cuMemsetD8Async");
-  if (lse && lse_count)
-    cuda::check(d.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(lse), 0x7f800000u, lse_count, s),
-                "cuMemsetD32Async");
+  const size_t bytes = static_cast<size_t>(dtype_size(out.dtype));
+  const std::vector<FillRect> out_rects = *cuda_fill_rects(out);
+  for (const FillRect& r : out_rects)
+    cuda::check(d.cuMemsetD2D8Async(reinterpret_cast<CUdeviceptr>(out.data) + r.offset * bytes,
+                                    r.pitch * bytes, 0, r.width * bytes, r.height, s),
+                "cuMemsetD2D8Async (out of a call without keys)");
+  if (!lse) return;
+  const std::vector<FillRect> lse_rects = *cuda_fill_rects(*lse);
+  for (const FillRect& r : lse_rects)
+    cuda::check(d.cuMemsetD2D32Async(reinterpret_cast<CUdeviceptr>(lse->data) + r.offset * 4,
+                                     r.pitch * 4, 0x7f800000u, r.width, r.height, s),
+                "cuMemsetD2D32Async (softmax_lse of a call without keys)");
 }
 
 }  // namespace flashjit

@@ -48,7 +48,8 @@ class CudaWorkspace {
   void* stream_ = nullptr;
 };
 
-// out = 0 and lse = +inf (empty K for the whole call) on the stream; both must be contiguous.
-void cuda_fill_empty(void* out, size_t out_bytes, float* lse, size_t lse_count, void* stream);
+// out = 0 and lse = +inf in every element (empty K for the whole call) on the stream, by the 2D
+// memsets of cuda_fill_rects (runtime/strided_fill.h), which the caller checked to exist.
+void cuda_fill_empty(const Tensor& out, const OptionalTensor& lse, void* stream);
 
 }  // namespace flashjit

@@ -145,6 +145,40 @@ TEST_F(CudaLaunch, UsageErrors) {
   FLASHJIT_CU(cuStreamSynchronize(stream_));
 }
 
+// A call without keys fills out by 2D memsets, at most 1024 of them: an out padded in every
+// dimension with 40 x 40 rectangles of rows is refused before anything runs.
+TEST_F(CudaLaunch, EmptyKeysWithAnOutOfTooManyRectanglesIsAnError) {
+  const int64_t n = 40, d = 64, head = d + 8, row = n * head + 8, batch = n * row + 8;
+  CUdeviceptr out = 0, q = 0;
+  FLASHJIT_CU(cuMemAlloc(&out, size_t(n * batch) * 2));
+  FLASHJIT_CU(cuMemAlloc(&q, size_t(d) * 2));
+  KvcacheArgs a;
+  a.q = Tensor::strided(reinterpret_cast<void*>(q), DType::kBFloat16, {n, n, n, d}, {0, 0, 0, 1},
+                        kGpu);  // one row broadcast: q is only read
+  a.k_cache = Tensor::contiguous(nullptr, DType::kBFloat16, {n, 0, 1, d}, kGpu);
+  a.v_cache = a.k_cache;
+  a.out = Tensor::strided(reinterpret_cast<void*>(out), DType::kBFloat16, {n, n, n, d},
+                          {batch, row, head, 1}, kGpu);
+  a.options.stream = stream_;
+  expect_error<UsageError>(
+      a, {"out (a CUDA call without keys)", "at most 1024", "(40, 40, 40, 64)", "not supported"});
+  // With rows that follow on across the batch, 40 rectangles (one per head) do it; the padding
+  // keeps its poison.
+  a.out.strides[0] = n * row;
+  FLASHJIT_CU(cuMemsetD8(out, 0xff, size_t(n * batch) * 2));
+  flash_attn_with_kvcache(a);
+  std::vector<uint16_t> host(size_t(n * batch));
+  FLASHJIT_CU(cuStreamSynchronize(stream_));
+  FLASHJIT_CU(cuMemcpyDtoH(host.data(), out, host.size() * 2));
+  std::vector<uint16_t> expected(host.size(), 0xffff);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t h = 0; h < n; ++h)
+        std::fill_n(expected.begin() + b * n * row + i * row + h * head, d, uint16_t{0});
+  EXPECT_TRUE(host == expected);
+  for (CUdeviceptr p : {out, q}) cuda::driver()->cuMemFree(p);
+}
+
 bool all_finite_bf16(const std::vector<uint16_t>& x) {
   return std::all_of(x.begin(), x.end(), [](uint16_t b) { return (b & 0x7f80) != 0x7f80; });
 }

@@ -233,6 +233,15 @@ std::vector<AttentionCase> level1_cases() {
     c.seed = ++n;
     cases.push_back(c);
   }
+  // No keys in the whole call: out 0 and LSE +inf in every element of both views, strided ones
+  // included (spec 3.4).
+  for (Api api : {Api::kKvcache, Api::kVarlen})
+    for (bool strided : {false, true}) {
+      AttentionCase c = base(DType::kBFloat16, {64, 64}, {5, 0}, ++n);
+      c.api = api;
+      c.strided = strided;
+      cases.push_back(c);
+    }
   for (const AttentionCase& c : kvcache_update_cases()) cases.push_back(c);
   return cases;
 }
