@@ -13,9 +13,21 @@ shift || true
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 status=0
 if [ "$what" = tests ] || [ "$what" = all ]; then
-  "$build/tests/cuda/flashjit_cuda_tests" --gtest_output="json:$out/cuda_tests.json" "$@" \
-    >"$out/cuda_tests.log" 2>&1 || status=1
-  grep -E "PASSED|FAILED|SKIPPED|tests ran" "$out/cuda_tests.log" | tail -40
+  # TEST_SHARDS processes (GoogleTest sharding) share the GPU and the kernel cache: most of the
+  # suite's time is NVRTC on the host CPU, which one process leaves mostly idle.
+  shards="${TEST_SHARDS:-8}"
+  pids=()
+  for ((i = 0; i < shards; ++i)); do
+    GTEST_TOTAL_SHARDS="$shards" GTEST_SHARD_INDEX="$i" "$build/tests/cuda/flashjit_cuda_tests" \
+      --gtest_output="json:$out/cuda_tests_$i.json" "$@" >"$out/cuda_tests_$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  cat "$out"/cuda_tests_*.log >"$out/cuda_tests.log"
+  grep -hE "^\[  FAILED  \] [^0-9]|SKIPPED \]" "$out"/cuda_tests_*.log | sort -u | tail -40
+  awk '/^\[==========\] [0-9]+ tests? from .* ran\./ {ran += $2} /^\[  PASSED  \]/ {passed += $4} /^\[  FAILED  \] [0-9]/ {failed += $4}
+       END {printf "cuda_tests: %d ran in %d shards, %d passed, %d failed\n", ran, n, passed, failed}' \
+    n="$shards" "$out"/cuda_tests_*.log
   "$build/tests/cuda/flashjit_cuda_launch_tests" >"$out/cuda_launch_tests.log" 2>&1 || status=1
   grep -E "PASSED|FAILED|SKIPPED|Failure" "$out/cuda_launch_tests.log" | tail -10
 fi
