@@ -66,7 +66,6 @@ void zero_output(const AttentionProblem& p) {
     }
 }
 
-// The key fields every backend shares (mask, layout and feature flags).
 // A CUDA call without keys fills `t` by the 2D memsets of cuda_fill_rects.
 void check_cuda_fill(const Tensor& t, const char* name) {
   FLASHJIT_CHECK(cuda_fill_rects(t).has_value())
@@ -75,6 +74,7 @@ void check_cuda_fill(const Tensor& t, const char* name) {
       << " (not supported; a contiguous one always works)";
 }
 
+// The key fields every backend shares (mask, layout and feature flags).
 KernelKey base_key(const AttentionProblem& p, const MaskSpec& mask, bool pack) {
   KernelKey key;
   key.dtype_q = key.dtype_kv = key.dtype_o = p.q.dtype;
