@@ -162,10 +162,15 @@ bool decode_demo() {
 
 int run_demo() {
   const Target& target = host_cpu_target();
-  const bool amx = target.has_feature("amx-bf16");
+  // The matmul path codegen/tile_config.cpp picks for bf16 on this host (FLASHJIT_DISABLE_AMX and
+  // FLASHJIT_DISABLE_BF16_DOT already removed their features from the target).
+  const bool avx512 = target.has_feature("avx512f");
+  const bool amx = avx512 && target.has_feature("amx-bf16") && target.has_feature("amx-tile");
+  const bool bf16_dot =
+      avx512 && !amx && target.has_feature("avx512bf16") && target.has_feature("avx512bw");
   fmt::print("flashjit {} demo on {} ({}, {} threads), bf16 matmuls on {}\n", version(),
              target.triple, target.cpu, std::thread::hardware_concurrency(),
-             amx ? "AMX tiles" : "fp32 vector FMA");
+             amx ? "AMX tiles" : (bf16_dot ? "AVX-512 BF16 pair dot products" : "fp32 vector FMA"));
   const char* dir = std::getenv("FLASHJIT_CACHE_DIR");
   fmt::print("kernel cache: {}\n\n", dir ? dir : "default (~/.cache/flashjit)");
   const bool ok1 = prefill_demo();
