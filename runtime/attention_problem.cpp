@@ -46,24 +46,28 @@ MaskSpec normalize_mask(const AttentionProblem& p) {
   return m;
 }
 
+// Calls row(offset, width) for every run of contiguous elements of the view `t` (in elements).
+template <class F>
+void for_each_run(const Tensor& t, F row) {
+  const int64_t unbounded = std::numeric_limits<int64_t>::max();
+  const std::vector<FillRect> rects = *fill_rects(t, unbounded, unbounded);
+  for (const FillRect& r : rects)
+    for (int64_t y = 0; y < r.height; ++y) row(r.offset + y * r.pitch, r.width);
+}
+
 void zero_output(const AttentionProblem& p) {
   // Empty K for the whole call: out = 0 and LSE = +inf (spec 3.4), in every element of both
   // views, as FA3's out.zero_() and lse.fill_().
-  const int64_t unbounded = std::numeric_limits<int64_t>::max();
   const int bytes = dtype_size(p.out.dtype);
-  const std::vector<FillRect> out_rects = *fill_rects(p.out, unbounded, unbounded);
-  for (const FillRect& r : out_rects)
-    for (int64_t y = 0; y < r.height; ++y) {
-      char* row = static_cast<char*>(p.out.data) + (r.offset + y * r.pitch) * bytes;
-      std::fill(row, row + r.width * bytes, char{0});
-    }
+  char* out = static_cast<char*>(p.out.data);
+  for_each_run(p.out, [&](int64_t at, int64_t n) {
+    std::fill(out + at * bytes, out + (at + n) * bytes, char{0});
+  });
   if (!p.lse) return;
-  const std::vector<FillRect> lse_rects = *fill_rects(*p.lse, unbounded, unbounded);
-  for (const FillRect& r : lse_rects)
-    for (int64_t y = 0; y < r.height; ++y) {
-      float* row = static_cast<float*>(p.lse->data) + r.offset + y * r.pitch;
-      std::fill(row, row + r.width, std::numeric_limits<float>::infinity());
-    }
+  float* lse = static_cast<float*>(p.lse->data);
+  for_each_run(*p.lse, [&](int64_t at, int64_t n) {
+    std::fill(lse + at, lse + at + n, std::numeric_limits<float>::infinity());
+  });
 }
 
 // A CUDA call without keys fills `t` by the 2D memsets of cuda_fill_rects.
