@@ -74,6 +74,11 @@ int cuda_smem_limit(const std::string& arch) {
   return 48 * 1024;
 }
 
+int cuda_causal_section(int64_t l2_bytes, int64_t kv_bytes_per_slot, int slots) {
+  const int64_t fit = l2_bytes / 2 / std::max<int64_t>(kv_bytes_per_slot, 1);
+  return static_cast<int>(std::clamp<int64_t>(fit, 1, std::max(slots, 1)));
+}
+
 bool cuda_tiles_split_keys(int block_m, int num_warps) { return block_m == 16 && num_warps > 1; }
 
 int default_cuda_stages(int block_m, int num_warps) {

@@ -2,6 +2,7 @@
 // the runtime, the tools and the tests. The autotuner (a later issue) overrides it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "flashjit/kernel_key.h"
@@ -53,6 +54,13 @@ std::string cuda_tiles_unfit(const KernelKey& key);
 
 // CUDA tiles for a key whose target.cpu is the arch; cuda_tiles_unfit() is "" for them.
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem);
+
+// (Sequence, head group) slots per section of a causal CUDA grid (templates/attention_math.h,
+// causal_tile_order): as many as half the L2 holds the K/V of, at least 1 and at most `slots`.
+// kv_bytes_per_slot: the K and V bytes one slot's tiles read (slots of one KV head share them).
+// Within a section the longest tiles run first, and its K/V is read from DRAM about once; one
+// section over the whole grid read every slot's K/V again for each wave of row blocks.
+int cuda_causal_section(int64_t l2_bytes, int64_t kv_bytes_per_slot, int slots);
 
 // What the split-KV heuristic sees of a call (static shapes only, so that a plan's choice holds
 // for every run with other lengths).

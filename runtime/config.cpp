@@ -41,6 +41,7 @@ JitConfig read_config() {
     if (n < 3) c.cuda_block_m = c.cuda_block_n = c.cuda_num_warps = 0;
     if (n < 4) c.cuda_num_stages = 0;
   }
+  c.cuda_causal_section = env_int("FLASHJIT_CUDA_CAUSAL_SECTION", 0);
   if (const char* o = std::getenv("FLASHJIT_NVRTC_OPTIONS")) {
     std::istringstream words(o);
     for (std::string w; words >> w;) c.nvrtc_options.push_back(w);

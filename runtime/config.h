@@ -19,6 +19,9 @@ struct JitConfig {
   // FLASHJIT_CUDA_TILES="block_m,block_n,num_warps[,num_stages]": replaces the CUDA tile heuristic
   // (for tuning experiments; an unsupported combination fails the call with a clear error).
   int cuda_block_m = 0, cuda_block_n = 0, cuda_num_warps = 0, cuda_num_stages = 0;
+  // FLASHJIT_CUDA_CAUSAL_SECTION=n: (sequence, head group) slots per section of a causal CUDA
+  // grid's longest-first order instead of the L2-sized default (for tuning experiments; 0 = off).
+  int cuda_causal_section = 0;
   // FLASHJIT_NVRTC_OPTIONS="opt ...": NVRTC options appended to flashjit's own, split at
   // whitespace (compile-time experiments such as --ptxas-options=-O1). They are part of the cache
   // digest, so kernels built with and without them never share an entry.

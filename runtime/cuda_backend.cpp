@@ -152,6 +152,7 @@ namespace {
 struct DeviceInfo {
   std::string arch;
   int sms = 0;
+  int64_t l2_bytes = 0;
 };
 
 const DeviceInfo& device_info(int device) {
@@ -172,7 +173,11 @@ const DeviceInfo& device_info(int device) {
                              << "or newer (Ampere+), got " << major << "." << minor;
   cuda::check(d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev),
               "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
+  int l2 = 0;
+  cuda::check(d.cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, dev),
+              "cuDeviceGetAttribute(L2_CACHE_SIZE)");
   DeviceInfo info;
+  info.l2_bytes = l2;
   info.arch = fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
   info.sms = sms;
   return infos[device] = info;
@@ -182,6 +187,8 @@ const DeviceInfo& device_info(int device) {
 std::string cuda_arch(int device) { return device_info(device).arch; }
 
 int cuda_sm_count(int device) { return device_info(device).sms; }
+
+int64_t cuda_l2_bytes(int device) { return device_info(device).l2_bytes; }
 
 void check_cuda_pointer(const void* data, int device, const char* name) {
   if (!data) return;

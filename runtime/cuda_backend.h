@@ -2,6 +2,7 @@
 // one module per CUDA context) and the launch on the caller's stream.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "flashjit/kernel_key.h"
@@ -19,6 +20,8 @@ void check_cuda_pointer(const void* data, int device, const char* name);
 
 // Multiprocessors of a device (cached per device).
 int cuda_sm_count(int device);
+// Its L2 cache in bytes.
+int64_t cuda_l2_bytes(int device);
 
 // Compiles or loads the kernel of `key` and its module on the current context of `device`.
 // Compiling while `stream` is being captured is an error naming the key.

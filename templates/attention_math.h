@@ -125,6 +125,20 @@ FLASHJIT_FN void split_blocks(int nblocks, int num_splits, int split, int& b0, i
   b1 = b0 + per < nblocks ? b0 + per : nblocks;
 }
 
+// Causal CUDA grids: CTA `lin` of slots x m_blocks (slots: sequence x head group pairs) runs row
+// block m_block of slot `slot`. Sections of `section` slots (1 <= section <= slots; the last may
+// be smaller) run one after another; within one, row blocks go last to first (the longest causal
+// tiles first) with the section's slots side by side. Every (slot, m_block) is visited once.
+FLASHJIT_FN void causal_tile_order(int lin, int slots, int m_blocks, int section, int& m_block,
+                                   int& slot) {
+  const int per_section = section * m_blocks;  // the host keeps slots x m_blocks below 2^31
+  const int s = lin / per_section, first = s * section;
+  const int size = slots - first < section ? slots - first : section;
+  const int idx = lin - s * per_section;
+  m_block = m_blocks - 1 - idx / size;
+  slot = first + idx % size;
+}
+
 // Rotary pair m of a row (m < rotary_dim / 2): the columns it rotates.
 FLASHJIT_FN void rotary_columns(const FwdParams& p, int m, int& c0, int& c1) {
   c0 = p.rotary_interleaved ? 2 * m : m;

@@ -75,12 +75,15 @@ struct FwdParams {
   // fewer on the CPU where that gives 4-row decode tiles). 1 without packing.
   int pack_heads;
   int page_size;
-  int max_pages;        // page_table columns
-  int num_pages;        // pages in the cache, for clamping
-  int cache_rows;       // rows of the cache / page table (b_k), for clamping cache_batch_idx
-  int total_k;          // rows of a varlen k, for clamping
-  long long total_q;    // rows of a packed q / out, for clamping cu_seqlens_q
-  int num_m_blocks;     // per (batch, head group)
+  int max_pages;      // page_table columns
+  int num_pages;      // pages in the cache, for clamping
+  int cache_rows;     // rows of the cache / page table (b_k), for clamping cache_batch_idx
+  int total_k;        // rows of a varlen k, for clamping
+  long long total_q;  // rows of a packed q / out, for clamping cu_seqlens_q
+  int num_m_blocks;   // per (batch, head group)
+  // Causal CUDA grids run longest tiles first within sections of this many (batch, head group)
+  // slots, so that a section's K/V stays in L2 while its tiles run (tile_coords.cuh).
+  int causal_section;
   int num_head_groups;  // num_heads / pack_heads with GQA packing, else num_heads
   int num_head_chunks;  // ceil(num_head_groups / block_h): work items per (batch, row block)
   // Mask: visible keys of query i are [i + d - left, i + d + right] (d = Lk - Lq), intersected with

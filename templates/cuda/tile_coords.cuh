@@ -7,6 +7,7 @@
 
 namespace flashjit_cuda {
 
+using flashjit_kernel::causal_tile_order;
 using flashjit_kernel::FwdParams;
 using flashjit_kernel::KeyInterval;
 using flashjit_kernel::Sequence;
@@ -34,16 +35,17 @@ __device__ __forceinline__ int tile_split(const FwdParams& p) {
 template <class Cfg>
 __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   // Grid (row blocks [x splits], head groups, batch). Row blocks run last to first: under causal
-  // masks (bottom-right) the last rows see the most keys. With causal masks the whole grid is
-  // ordered so (longest tiles first across all heads and sequences), which keeps the final wave
-  // from being a few long tiles.
+  // masks (bottom-right) the last rows see the most keys. With causal masks the grid is ordered
+  // so within sections of p.causal_section (sequence, head group) slots: longest tiles first
+  // across the section, which keeps the final wave from being a few long tiles, while the
+  // section's K/V (sized on the host to a share of the L2) is read from DRAM about once.
   int m_block;
   if constexpr (Cfg::kCausal && !Cfg::kSplitKV) {
-    const int per_m = gridDim.y * gridDim.z;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    m_block = p.num_m_blocks - 1 - lin / per_m;
-    t.hg = lin % per_m % gridDim.y;
-    t.b = lin % per_m / gridDim.y;
+    int slot;
+    causal_tile_order(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),
+                      gridDim.y * gridDim.z, p.num_m_blocks, p.causal_section, m_block, slot);
+    t.hg = slot % gridDim.y;
+    t.b = slot / gridDim.y;
   } else {
     m_block =
         p.num_m_blocks - 1 - (Cfg::kSplitKV ? (int)(blockIdx.x / p.num_splits) : (int)blockIdx.x);

@@ -258,6 +258,17 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   }
 }
 
+TEST(CudaCausalSection, HalfTheL2OfKvWithinOneAndTheSlots) {
+  const int64_t l2 = 50LL << 20;  // H100
+  // d256 s1k bf16: 1 MiB of K and V a slot -> 25 slots; d128 s16k: 8 MiB -> 3.
+  EXPECT_EQ(cuda_causal_section(l2, 1024 * (256 + 256) * 2, 128), 25);
+  EXPECT_EQ(cuda_causal_section(l2, 16384LL * (128 + 128) * 2, 8), 3);
+  EXPECT_EQ(cuda_causal_section(l2, 1024 * (256 + 256) * 2, 10), 10);  // all slots fit
+  EXPECT_EQ(cuda_causal_section(l2, 1LL << 40, 8), 1);                 // not even one fits
+  EXPECT_EQ(cuda_causal_section(0, 1024, 8), 1);
+  EXPECT_EQ(cuda_causal_section(l2, 0, 8), 8);
+}
+
 TEST(DefaultNumSplits, FullOrShortProblemsDoNotSplit) {
   EXPECT_EQ(default_num_splits(SplitProblem{512, 512, 132, 16}), 1);  // 80 % of the SMs busy
   EXPECT_EQ(default_num_splits(SplitProblem{8, 4, 132, 16}), 1);      // 4 key blocks
