@@ -74,9 +74,28 @@ int cuda_smem_limit(const std::string& arch) {
   return 48 * 1024;
 }
 
-int cuda_causal_section(int64_t l2_bytes, int64_t kv_bytes_per_slot, int slots) {
-  const int64_t fit = l2_bytes / 2 / std::max<int64_t>(kv_bytes_per_slot, 1);
-  return static_cast<int>(std::clamp<int64_t>(fit, 1, std::max(slots, 1)));
+int cuda_ctas_per_sm(const std::string& arch, int smem_bytes, int threads) {
+  // Shared memory an SM has for CTAs (1 KiB of it reserved per CTA), per the CUDA programming
+  // guide's compute capability table.
+  int sm_smem = 100 * 1024;
+  if (arch.rfind("sm_80", 0) == 0 || arch.rfind("sm_87", 0) == 0) sm_smem = 164 * 1024;
+  if (arch.rfind("sm_90", 0) == 0) sm_smem = 228 * 1024;
+  const int by_smem = sm_smem / (std::max(smem_bytes, 0) + 1024);
+  const int by_regs = 65536 / (std::max(threads, 32) * 256);  // 255 registers round up to 256
+  return std::clamp(std::min(by_smem, by_regs), 1, 32);
+}
+
+int cuda_causal_sections(const CausalOrderProblem& problem) {
+  const int slots = std::max(problem.slots, 1);
+  int64_t size = problem.section_slots;
+  if (size <= 0) {
+    const int m_blocks = std::max(problem.m_blocks, 1);
+    size = (std::max(problem.resident_ctas, 1) + m_blocks - 1) / m_blocks;
+    const int64_t l2_fit = problem.l2_bytes / 2 / std::max<int64_t>(problem.kv_bytes_per_slot, 1);
+    size = std::min(size, std::max<int64_t>(l2_fit, 1));
+  }
+  size = std::clamp<int64_t>(size, 1, slots);
+  return static_cast<int>((slots + size - 1) / size);
 }
 
 bool cuda_tiles_split_keys(int block_m, int num_warps) { return block_m == 16 && num_warps > 1; }

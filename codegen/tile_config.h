@@ -55,12 +55,30 @@ std::string cuda_tiles_unfit(const KernelKey& key);
 // CUDA tiles for a key whose target.cpu is the arch; cuda_tiles_unfit() is "" for them.
 TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem);
 
-// (Sequence, head group) slots per section of a causal CUDA grid (templates/attention_math.h,
-// causal_tile_order): as many as half the L2 holds the K/V of, at least 1 and at most `slots`.
-// kv_bytes_per_slot: the K and V bytes one slot's tiles read (slots of one KV head share them).
-// Within a section the longest tiles run first, and its K/V is read from DRAM about once; one
-// section over the whole grid read every slot's K/V again for each wave of row blocks.
-int cuda_causal_section(int64_t l2_bytes, int64_t kv_bytes_per_slot, int slots);
+// CTAs of `threads` threads and `smem_bytes` of dynamic shared memory that one SM of `arch` runs
+// at once, counting registers at the 255-a-thread cap (prefill tiles sit there).
+int cuda_ctas_per_sm(const std::string& arch, int smem_bytes, int threads);
+
+// What the order of a causal CUDA grid sees of a call (templates/attention_math.h,
+// causal_tile_order).
+struct CausalOrderProblem {
+  int slots = 1;                  // sequences x head groups
+  int m_blocks = 1;               // row blocks of a slot
+  int resident_ctas = 1;          // CTAs the GPU runs at once: SMs x cuda_ctas_per_sm
+  int64_t l2_bytes = 0;           // the GPU's L2
+  int64_t kv_bytes_per_slot = 0;  // K and V bytes one slot's tiles read
+  int section_slots = 0;          // FLASHJIT_CUDA_CAUSAL_SECTION, 0 = the heuristic below
+};
+
+// Sections of slots for a causal grid. Within a section the longest tiles run first; sections run
+// one after another. A section of about one wave of tiles (resident_ctas / m_blocks slots, no more
+// than half the L2 holds the K/V of) reads its K/V from DRAM about once while its tiles run, and
+// its longest tiles still start early enough to finish with the rest. Measured (H100, bf16, b s =
+// 16k, 264 resident CTAs) against one section over the whole grid: s = 1k, 16 or 8 row blocks:
+// d64 212 -> 239 TFLOP/s (32-64 slots a section), d128 247 -> 263 (32), d256 241 -> 265 (16);
+// s = 4k and 16k equal. Sections of fewer slots (2 to 4 at s = 4k) or a last section of a few
+// slots left long tiles to the end: -10 to -12 %. Hence sections as equal as can be.
+int cuda_causal_sections(const CausalOrderProblem& problem);
 
 // What the split-KV heuristic sees of a call (static shapes only, so that a plan's choice holds
 // for every run with other lengths).

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "codegen/generate_source.h"
 #include "codegen/tile_config.h"
 #include "flashjit/error.h"
 #include "runtime/checks.h"
@@ -303,21 +304,26 @@ void prepare_cuda(const AttentionProblem& p, const MaskSpec& mask, int group, bo
   FLASHJIT_CHECK(f.num_head_groups <= 65535)
       << "num_heads: expected at most 65535 head groups on the CUDA backend, got "
       << f.num_head_groups;
-  // Causal grids run longest-first within sections of slots whose K/V fits a share of the L2.
+  // Causal grids run longest tiles first within sections of about a wave of tiles.
   const int slots = f.num_head_groups * p.batch;
+  f.causal_sections = 1;
   if (key.causal && !key.split_kv) {
     FLASHJIT_CHECK(int64_t{f.num_m_blocks} * slots <= 2147483647)
         << "seqlen_q: expected at most 2^31 - 1 causal tiles (row blocks x heads x batch) on the "
            "CUDA backend, got "
         << f.num_m_blocks << " x " << f.num_head_groups << " x " << p.batch;
+    const CudaLaunchShape shape = cuda_launch_shape(key);
+    CausalOrderProblem order;
+    order.slots = slots;
+    order.m_blocks = f.num_m_blocks;
+    order.resident_ctas =
+        cuda_sm_count(device) * cuda_ctas_per_sm(key.target.cpu, shape.smem_bytes, shape.threads);
+    order.l2_bytes = cuda_l2_bytes(device);
     // Query heads of one KV head are adjacent slots (without GQA packing) and share its K/V.
-    const int64_t kv_bytes = int64_t{p.seqlen_k} * (p.head_dim + p.head_dim_v) *
-                             dtype_size(key.dtype_kv) / (pack ? 1 : group);
-    f.causal_section = config.cuda_causal_section > 0
-                           ? std::min(config.cuda_causal_section, slots)
-                           : cuda_causal_section(cuda_l2_bytes(device), kv_bytes, slots);
-  } else {
-    f.causal_section = std::max(slots, 1);
+    order.kv_bytes_per_slot = int64_t{p.seqlen_k} * (p.head_dim + p.head_dim_v) *
+                              dtype_size(key.dtype_kv) / (pack ? 1 : group);
+    order.section_slots = config.cuda_causal_section;
+    f.causal_sections = cuda_causal_sections(order);
   }
   call.cuda.fwd = CudaGrid{f.num_m_blocks * f.num_splits, f.num_head_groups, p.batch};
   if (key.append_kv)

@@ -126,15 +126,27 @@ FLASHJIT_FN void split_blocks(int nblocks, int num_splits, int split, int& b0, i
 }
 
 // Causal CUDA grids: CTA `lin` of slots x m_blocks (slots: sequence x head group pairs) runs row
-// block m_block of slot `slot`. Sections of `section` slots (1 <= section <= slots; the last may
-// be smaller) run one after another; within one, row blocks go last to first (the longest causal
-// tiles first) with the section's slots side by side. Every (slot, m_block) is visited once.
-FLASHJIT_FN void causal_tile_order(int lin, int slots, int m_blocks, int section, int& m_block,
+// block m_block of slot `slot`. The slots form `sections` runs of consecutive slots (1 <= sections
+// <= slots), as equal as can be: the first slots % sections hold one slot more. Sections run one
+// after another; within one, row blocks go last to first (the longest causal tiles first) with the
+// section's slots side by side. Every (slot, m_block) is visited once.
+FLASHJIT_FN void causal_tile_order(int lin, int slots, int m_blocks, int sections, int& m_block,
                                    int& slot) {
-  const int per_section = section * m_blocks;  // the host keeps slots x m_blocks below 2^31
-  const int s = lin / per_section, first = s * section;
-  const int size = slots - first < section ? slots - first : section;
-  const int idx = lin - s * per_section;
+  // The host keeps slots x m_blocks below 2^31.
+  const int q = slots / sections, big = slots % sections;
+  const int big_tiles = big * (q + 1) * m_blocks;
+  int size, first, idx;
+  if (lin < big_tiles) {
+    size = q + 1;
+    const int s = lin / (size * m_blocks);
+    first = s * size;
+    idx = lin - s * size * m_blocks;
+  } else {
+    size = q;
+    const int rest = lin - big_tiles, s = rest / (size * m_blocks);
+    first = big * (q + 1) + s * size;
+    idx = rest - s * size * m_blocks;
+  }
   m_block = m_blocks - 1 - idx / size;
   slot = first + idx % size;
 }

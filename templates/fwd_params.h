@@ -81,9 +81,9 @@ struct FwdParams {
   int total_k;        // rows of a varlen k, for clamping
   long long total_q;  // rows of a packed q / out, for clamping cu_seqlens_q
   int num_m_blocks;   // per (batch, head group)
-  // Causal CUDA grids run longest tiles first within sections of this many (batch, head group)
-  // slots, so that a section's K/V stays in L2 while its tiles run (tile_coords.cuh).
-  int causal_section;
+  // Causal CUDA grids run longest tiles first within each of this many sections of (batch, head
+  // group) slots, about a wave of tiles each (tile_coords.cuh, codegen/tile_config.h).
+  int causal_sections;
   int num_head_groups;  // num_heads / pack_heads with GQA packing, else num_heads
   int num_head_chunks;  // ceil(num_head_groups / block_h): work items per (batch, row block)
   // Mask: visible keys of query i are [i + d - left, i + d + right] (d = Lk - Lq), intersected with

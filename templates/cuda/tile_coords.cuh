@@ -43,7 +43,7 @@ __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   if constexpr (Cfg::kCausal && !Cfg::kSplitKV) {
     int slot;
     causal_tile_order(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),
-                      gridDim.y * gridDim.z, p.num_m_blocks, p.causal_section, m_block, slot);
+                      gridDim.y * gridDim.z, p.num_m_blocks, p.causal_sections, m_block, slot);
     t.hg = slot % gridDim.y;
     t.b = slot / gridDim.y;
   } else {

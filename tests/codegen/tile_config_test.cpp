@@ -258,15 +258,54 @@ TEST(CudaTilesUnfit, NamesWhatDoesNotFit) {
   }
 }
 
-TEST(CudaCausalSection, HalfTheL2OfKvWithinOneAndTheSlots) {
-  const int64_t l2 = 50LL << 20;  // H100
-  // d256 s1k bf16: 1 MiB of K and V a slot -> 25 slots; d128 s16k: 8 MiB -> 3.
-  EXPECT_EQ(cuda_causal_section(l2, 1024 * (256 + 256) * 2, 128), 25);
-  EXPECT_EQ(cuda_causal_section(l2, 16384LL * (128 + 128) * 2, 8), 3);
-  EXPECT_EQ(cuda_causal_section(l2, 1024 * (256 + 256) * 2, 10), 10);  // all slots fit
-  EXPECT_EQ(cuda_causal_section(l2, 1LL << 40, 8), 1);                 // not even one fits
-  EXPECT_EQ(cuda_causal_section(0, 1024, 8), 1);
-  EXPECT_EQ(cuda_causal_section(l2, 0, 8), 8);
+TEST(CudaCtasPerSm, SharedMemoryAndRegistersAtTheCap) {
+  EXPECT_EQ(cuda_ctas_per_sm("sm_90a", 102 * 1024, 128), 2);  // d256 64 x 64: two fit
+  EXPECT_EQ(cuda_ctas_per_sm("sm_90a", 40 * 1024, 128), 2);   // registers bound it
+  EXPECT_EQ(cuda_ctas_per_sm("sm_90a", 40 * 1024, 64), 4);
+  EXPECT_EQ(cuda_ctas_per_sm("sm_80", 96 * 1024, 128), 1);
+  EXPECT_EQ(cuda_ctas_per_sm("sm_86", 99 * 1024, 128), 1);
+  EXPECT_EQ(cuda_ctas_per_sm("sm_90a", 0, 32), 8);
+}
+
+TEST(CudaCausalSections, AboutAWaveOfTilesEach) {
+  CausalOrderProblem p;
+  p.resident_ctas = 264;  // H100, two CTAs an SM
+  p.l2_bytes = 50LL << 20;
+  // d256 s1k (16 row blocks of 64): 17 slots a section -> 8 sections of 16 slots.
+  p.slots = 128;
+  p.m_blocks = 16;
+  p.kv_bytes_per_slot = 1024 * (256 + 256) * 2;
+  EXPECT_EQ(cuda_causal_sections(p), 8);
+  // d128 s1k (8 row blocks of 128): 33 slots a section -> 8 sections of 32.
+  p.slots = 256;
+  p.m_blocks = 8;
+  p.kv_bytes_per_slot = 1024 * (128 + 128) * 2;
+  EXPECT_EQ(cuda_causal_sections(p), 8);
+  // d128 s16k (128 row blocks): 3 slots a section -> 6 sections of 16 slots (3 and 2 slots).
+  p.slots = 16;
+  p.m_blocks = 128;
+  p.kv_bytes_per_slot = 16384 * (128 + 128) * 2;
+  EXPECT_EQ(cuda_causal_sections(p), 6);
+  // A short query over a long cache: half the L2 bounds the section (25 MiB / 8 MiB: 3 slots).
+  p.slots = 64;
+  p.m_blocks = 1;
+  EXPECT_EQ(cuda_causal_sections(p), 22);
+  // More slots a section than there are slots: one section.
+  p.slots = 4;
+  p.m_blocks = 8;
+  p.kv_bytes_per_slot = 1024;
+  EXPECT_EQ(cuda_causal_sections(p), 1);
+  // The override, within 1 and the slots.
+  p.slots = 100;
+  p.section_slots = 30;
+  EXPECT_EQ(cuda_causal_sections(p), 4);
+  p.section_slots = 1000;
+  EXPECT_EQ(cuda_causal_sections(p), 1);
+  // Degenerate inputs stay within 1 and the slots.
+  EXPECT_EQ(cuda_causal_sections(CausalOrderProblem{}), 1);
+  p.section_slots = 0;
+  p.l2_bytes = 0;
+  EXPECT_EQ(cuda_causal_sections(p), 100);
 }
 
 TEST(DefaultNumSplits, FullOrShortProblemsDoNotSplit) {
