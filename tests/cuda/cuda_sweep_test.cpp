@@ -112,6 +112,31 @@ TEST_F(CudaMetamorphic, StridedOutEqualsContiguousForStagedTiles) {
   }
 }
 
+// Causal grids run in sections of (sequence, head) slots, about a wave of tiles each
+// (codegen/tile_config.h): 133 slots of at most four 128-row blocks make three sections of 45, 44
+// and 44 slots on a GPU that runs 264 such CTAs at once (H100, H200). Every tile must still run
+// once, for its own slot.
+TEST_F(CudaMetamorphic, CausalGridOfSeveralSectionsMatchesReference) {
+  AttentionCase c;
+  c.device = Device{DeviceType::kCUDA, 0};
+  c.api = Api::kVarlen;
+  c.dtype = DType::kBFloat16;
+  c.batch = 7;
+  c.num_heads = 19;
+  c.num_heads_k = 19;
+  c.head_dim = 64;
+  c.seqlen_q = 512;
+  c.seqlen_k = 512;
+  c.random_lengths = true;
+  c.causal = true;
+  c.seed = 2020;
+  const CaseResult r = run_case(c);
+  EXPECT_EQ(r.unwritten, 0);
+  EXPECT_EQ(r.written_outside, 0);
+  EXPECT_LE(r.max_err, r.tolerance);
+  EXPECT_LE(r.lse_err, r.lse_tolerance);
+}
+
 TEST_F(CudaMetamorphic, RepeatedLaunchesAreBitwiseIdentical) {
   const CaseResult a = run_case(base()), b = run_case(base());
   ASSERT_EQ(a.out.size(), b.out.size());
