@@ -20,7 +20,7 @@ struct JitConfig {
   // (for tuning experiments; an unsupported combination fails the call with a clear error).
   int cuda_block_m = 0, cuda_block_n = 0, cuda_num_warps = 0, cuda_num_stages = 0;
   // FLASHJIT_CUDA_CAUSAL_SECTION=n: (sequence, head group) slots per section of a causal CUDA
-  // grid's longest-first order instead of the L2-sized default (for tuning experiments; 0 = off).
+  // grid's longest-first order instead of about a wave of tiles (for tuning experiments; 0 = off).
   int cuda_causal_section = 0;
   // FLASHJIT_NVRTC_OPTIONS="opt ...": NVRTC options appended to flashjit's own, split at
   // whitespace (compile-time experiments such as --ptxas-options=-O1). They are part of the cache

@@ -36,9 +36,9 @@ template <class Cfg>
 __device__ __forceinline__ bool locate(const FwdParams& p, Tile& t) {
   // Grid (row blocks [x splits], head groups, batch). Row blocks run last to first: under causal
   // masks (bottom-right) the last rows see the most keys. With causal masks the grid is ordered
-  // so within sections of p.causal_section (sequence, head group) slots: longest tiles first
-  // across the section, which keeps the final wave from being a few long tiles, while the
-  // section's K/V (sized on the host to a share of the L2) is read from DRAM about once.
+  // so within each of p.causal_sections runs of (sequence, head group) slots, about a wave of
+  // tiles each (codegen/tile_config.h): longest tiles first across the section, which keeps its
+  // last tiles short, while the section's K/V is read from DRAM about once.
   int m_block;
   if constexpr (Cfg::kCausal && !Cfg::kSplitKV) {
     int slot;
