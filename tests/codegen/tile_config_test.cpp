@@ -268,44 +268,37 @@ TEST(CudaCtasPerSm, SharedMemoryAndRegistersAtTheCap) {
 }
 
 TEST(CudaCausalSections, AboutAWaveOfTilesEach) {
-  CausalOrderProblem p;
-  p.resident_ctas = 264;  // H100, two CTAs an SM
-  p.l2_bytes = 50LL << 20;
-  // d256 s1k (16 row blocks of 64): 17 slots a section -> 8 sections of 16 slots.
-  p.slots = 128;
-  p.m_blocks = 16;
-  p.kv_bytes_per_slot = 1024 * (256 + 256) * 2;
-  EXPECT_EQ(cuda_causal_sections(p), 8);
-  // d128 s1k (8 row blocks of 128): 33 slots a section -> 8 sections of 32.
-  p.slots = 256;
-  p.m_blocks = 8;
-  p.kv_bytes_per_slot = 1024 * (128 + 128) * 2;
-  EXPECT_EQ(cuda_causal_sections(p), 8);
-  // d128 s16k (128 row blocks): 3 slots a section -> 6 sections of 16 slots (3 and 2 slots).
-  p.slots = 16;
-  p.m_blocks = 128;
-  p.kv_bytes_per_slot = 16384 * (128 + 128) * 2;
-  EXPECT_EQ(cuda_causal_sections(p), 6);
-  // A short query over a long cache: half the L2 bounds the section (25 MiB / 8 MiB: 3 slots).
-  p.slots = 64;
-  p.m_blocks = 1;
-  EXPECT_EQ(cuda_causal_sections(p), 22);
-  // More slots a section than there are slots: one section.
-  p.slots = 4;
-  p.m_blocks = 8;
-  p.kv_bytes_per_slot = 1024;
-  EXPECT_EQ(cuda_causal_sections(p), 1);
-  // The override, within 1 and the slots.
-  p.slots = 100;
-  p.section_slots = 30;
-  EXPECT_EQ(cuda_causal_sections(p), 4);
-  p.section_slots = 1000;
-  EXPECT_EQ(cuda_causal_sections(p), 1);
+  struct Case {
+    const char* what;
+    int slots, m_blocks;
+    int64_t kv_bytes_per_slot;
+    int section_slots, sections;
+  };
+  const Case cases[] = {
+      {"d256 s1k, 16 row blocks: 17 slots a section -> 8 of 16", 128, 16, 1024 * 512 * 2, 0, 8},
+      {"d128 s1k, 8 row blocks: 33 slots a section -> 8 of 32", 256, 8, 1024 * 256 * 2, 0, 8},
+      {"d128 s16k, 128 row blocks: 3 slots a section -> 6 of 2-3", 16, 128, 16384 * 256 * 2, 0, 6},
+      {"one row block over 8 MiB of K/V: half the L2 holds 3 slots", 64, 1, 16384 * 256 * 2, 0, 22},
+      {"fewer slots than a section holds: one section", 4, 8, 1024, 0, 1},
+      {"the override", 100, 8, 1024, 30, 4},
+      {"an override past the slots: one section", 100, 8, 1024, 1000, 1},
+  };
+  for (const Case& c : cases) {
+    CausalOrderProblem p;
+    p.resident_ctas = 264;  // H100, two CTAs an SM
+    p.l2_bytes = 50LL << 20;
+    p.slots = c.slots;
+    p.m_blocks = c.m_blocks;
+    p.kv_bytes_per_slot = c.kv_bytes_per_slot;
+    p.section_slots = c.section_slots;
+    EXPECT_EQ(cuda_causal_sections(p), c.sections) << c.what;
+  }
   // Degenerate inputs stay within 1 and the slots.
   EXPECT_EQ(cuda_causal_sections(CausalOrderProblem{}), 1);
-  p.section_slots = 0;
-  p.l2_bytes = 0;
-  EXPECT_EQ(cuda_causal_sections(p), 100);
+  CausalOrderProblem no_l2;
+  no_l2.slots = 100;
+  no_l2.resident_ctas = 264;
+  EXPECT_EQ(cuda_causal_sections(no_l2), 100);
 }
 
 TEST(DefaultNumSplits, FullOrShortProblemsDoNotSplit) {
