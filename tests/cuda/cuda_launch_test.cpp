@@ -145,6 +145,40 @@ TEST_F(CudaLaunch, UsageErrors) {
   FLASHJIT_CU(cuStreamSynchronize(stream_));
 }
 
+// Causal grids order their CTAs by a 32-bit index (templates/attention_math.h): a varlen call
+// whose max_seqlen_q (an upper bound the host trusts) makes 2^31 tiles is refused before any
+// launch, however few rows q really has.
+TEST_F(CudaLaunch, CausalGridOfTooManyTilesIsAnError) {
+  const int64_t batch = 1024, h = 16, d = 64;
+  testing::DeviceMirrors mirrors(kGpu);
+  std::vector<uint16_t> rows(size_t(batch * h * d), 0x3f80);  // one row a sequence, 1.0
+  std::vector<uint16_t> out(rows.size());
+  std::vector<int32_t> cu(size_t(batch + 1));
+  for (int32_t i = 0; i <= batch; ++i) cu[size_t(i)] = i;
+  VarlenArgs a;
+  a.q = a.k = a.v = Tensor::contiguous(mirrors.place(rows.data(), rows.size() * 2),
+                                       DType::kBFloat16, {batch, h, d}, kGpu);
+  a.out = Tensor::contiguous(mirrors.place(out.data(), out.size() * 2), DType::kBFloat16,
+                             {batch, h, d}, kGpu);
+  a.cu_seqlens_q = a.cu_seqlens_k =
+      Tensor::contiguous(mirrors.place(cu.data(), cu.size() * 4), DType::kInt32, {batch + 1}, kGpu);
+  a.max_seqlen_q = 1 << 24;  // 131072 row blocks of 128 x 16 heads x 1024 sequences = 2^31
+  a.max_seqlen_k = 1;
+  a.causal = true;
+  a.options.stream = stream_;
+  try {
+    flash_attn_varlen(a);
+    ADD_FAILURE() << "no error";
+  } catch (const UsageError& e) {
+    for (const char* part : {"seqlen_q", "2^31 - 1 causal tiles", "131072 x 16 x 1024"})
+      EXPECT_THAT(e.what(), HasSubstr(part));
+  }
+  // With the true bound the same call runs.
+  a.max_seqlen_q = 1;
+  flash_attn_varlen(a);
+  EXPECT_EQ(cuda::driver()->cuStreamSynchronize(stream_), CUDA_SUCCESS);
+}
+
 // A call without keys fills out by 2D memsets, at most 1024 of them: an out padded in every
 // dimension with 40 x 40 rectangles of rows is refused before anything runs.
 TEST_F(CudaLaunch, EmptyKeysWithAnOutOfTooManyRectanglesIsAnError) {
