@@ -166,11 +166,49 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
   // softmax(n0) masks it and runs the online softmax (O rescaled), scores does both; then
   // accumulate(v) adds P V. process does all three.
   float s[kMT][BN / 8][4];
+  // Per-lane shared-memory addresses (bytes); the steps below add compile-time offsets. Column
+  // warps (d 192, 256: registers to spare) compute them once before the key loop and keep them
+  // (opaque: not rematerialized from the thread index, which cost a d256 block about 60 integer
+  // instructions and an S2R wait); other tiles, at the register cap, recompute them per block.
+  constexpr bool kKeepLanes = T::kColumnWarps;
+  auto keep = [](u32 x) { return kKeepLanes ? opaque(x) : 0u; };
+  // Q and K: the lane's address of chunk pair c (c < 4) of each 128-byte line, c ^ the lane's
+  // swizzle already applied, so that step kk = 4 a + c adds only the constant 128 a (column warps
+  // own one m tile; rows of whole lines).
+  u32 q_at[4], k_at[4];
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    q_at[c] = keep(smem_addr(sq) + (wm * 16 + lane % 16) * T::kQStride * 2 +
+                   chunk_pair<T>(c, lane_col<T>(lane / 16, lane)));
+    k_at[c] = keep((lane % 8 + (lane / 16) * 8) * T::kQStride * 2 +
+                   chunk_pair<T>(c, lane_col<T>((lane / 8) % 2, lane)));
+  }
+  const u32 v_row_kept = keep((lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride * 2);
+  const u32 v_col_kept = keep(lane_col<T>(lane / 16, lane));
+  // Column warps: this lane's stmatrix row of P (row 16 wm + 8 ((L / 8) % 2) + L % 8, chunk
+  // (2 j + L / 16) ^ (L % 8) = ((2 j) ^ (L & 6)) + ((L / 16 ^ L) & 1)), and its rows' rescale
+  // factors (rows mt 16 + L / 4 + 8 h).
+  const u32 p_row = keep(smem_addr(sp) + (wm * 16 + ((lane / 8) % 2) * 8 + lane % 8) * BN * 2 +
+                         (((lane / 16) ^ lane) & 1) * 16);
+  const u32 p_col = keep((lane & 6) * 16);
+  const float* rowf_lane = s_rowf + (lane / 4) * T::kMTo;
   auto qk = [&](const u16* k) {
-    // Per-lane ldmatrix addresses (bytes); the steps below add compile-time offsets.
-    const u32 q_lane = opaque(smem_addr(sq) + (lane % 16) * T::kQStride * 2);
-    const u32 k_lane = opaque(smem_addr(k) + (lane % 8 + (lane / 16) * 8) * T::kQStride * 2);
-    const u32 q_col = lane_col<T>(lane / 16, lane), k_col = lane_col<T>((lane / 8) % 2, lane);
+    const u32 q_lane = kKeepLanes ? 0u : opaque(smem_addr(sq) + (lane % 16) * T::kQStride * 2);
+    const u32 k_lane = kKeepLanes
+                           ? smem_addr(k)
+                           : opaque(smem_addr(k) + (lane % 8 + (lane / 16) * 8) * T::kQStride * 2);
+    const u32 q_col = kKeepLanes ? 0u : lane_col<T>(lane / 16, lane);
+    const u32 k_col = kKeepLanes ? 0u : lane_col<T>((lane / 8) % 2, lane);
+    // Lane addresses of step kk's Q (m tile mt) and K (key tile n2) fragments.
+    auto q_addr = [&](int kk, int mt) {
+      if constexpr (kKeepLanes) return q_at[kk % 4] + 128 * (kk / 4);
+      return q_lane + ((wm * kMT + mt) * 16) * T::kQStride * 2 + chunk_pair<T>(kk, q_col);
+    };
+    auto k_addr = [&](int kk, int n2) {
+      if constexpr (kKeepLanes)
+        return k_lane + k_at[kk % 4] + n2 * 16 * T::kQStride * 2 + 128 * (kk / 4);
+      return k_lane + n2 * 16 * T::kQStride * 2 + chunk_pair<T>(kk, k_col);
+    };
     // S = Q K^T for the warp's kMT x 16 rows x BN keys; every K fragment feeds kMT tiles. The
     // first k step writes the accumulators (no clearing pass: 2 kMT BN / 8 instructions a block).
     // NOTE: with 32 rows per warp, d <= 64 fully unrolled (4 steps: the next steps' ldmatrix
@@ -182,12 +220,11 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       u32 a[kMT][4];
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
-        ldmatrix_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3],
-                    q_lane + ((wm * kMT + mt) * 16) * T::kQStride * 2 + chunk_pair<T>(kk, q_col));
+        ldmatrix_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3], q_addr(kk, mt));
 #pragma unroll
       for (int n2 = 0; n2 < BN / 16; ++n2) {
         u32 b0, b1, b2, b3;
-        ldmatrix_x4(b0, b1, b2, b3, k_lane + n2 * 16 * T::kQStride * 2 + chunk_pair<T>(kk, k_col));
+        ldmatrix_x4(b0, b1, b2, b3, k_addr(kk, n2));
 #pragma unroll
         for (int mt = 0; mt < kMT; ++mt) {
           if (first) {
@@ -269,12 +306,9 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
 #if __CUDA_ARCH__ >= 900
       // Matrices (rows 0-7 | 8-15) x (columns of key tiles 2 j | 2 j + 1): lane L gives row
       // 16 wm + 8 ((L / 8) % 2) + L % 8 of key tile 2 j + L / 16.
-      const int prow = wm * 16 + ((lane / 8) % 2) * 8 + lane % 8;
-      const u32 p_row = smem_addr(sp) + prow * BN * 2;
 #pragma unroll
       for (int j = 0; j < BN / 16; ++j)
-        stmatrix_x4(p_row + (((2 * j + lane / 16) ^ (lane & 7)) * 16),
-                    pack2<kBf16>(s[0][2 * j][0], s[0][2 * j][1]),
+        stmatrix_x4(p_row + ((2 * j * 16) ^ p_col), pack2<kBf16>(s[0][2 * j][0], s[0][2 * j][1]),
                     pack2<kBf16>(s[0][2 * j][2], s[0][2 * j][3]),
                     pack2<kBf16>(s[0][2 * j + 1][0], s[0][2 * j + 1][1]),
                     pack2<kBf16>(s[0][2 * j + 1][2], s[0][2 * j + 1][3]));
@@ -315,8 +349,10 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
     softmax(n0);
   };
   auto accumulate = [&](const u16* v, bool published = false) {
-    const u32 v_lane = opaque(smem_addr(v) + (lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride * 2);
-    const u32 v_col = lane_col<T>(lane / 16, lane);
+    const u32 v_lane =
+        kKeepLanes ? smem_addr(v) + v_row_kept
+                   : opaque(smem_addr(v) + (lane % 8 + ((lane / 8) % 2) * 8) * T::kVStride * 2);
+    const u32 v_col = kKeepLanes ? v_col_kept : lane_col<T>(lane / 16, lane);
     if constexpr (T::kColumnWarps) {
       if (!published) __syncthreads();  // every row's P and rescale factor are in shared memory
       float alpha[2][T::kMTo];          // rows mt 16 + lane / 4 + 8 h: contiguous in s_rowf
@@ -325,8 +361,7 @@ __device__ __forceinline__ void flash_fwd(const FwdParams& p) {
       for (int h = 0; h < 2; ++h)
 #pragma unroll
         for (int mt = 0; mt < T::kMTo; mt += 2) {
-          const Float2 a =
-              *reinterpret_cast<const Float2*>(s_rowf + rowf_index(mt * 16 + lane / 4 + 8 * h));
+          const Float2 a = *reinterpret_cast<const Float2*>(rowf_lane + 8 * h * T::kMTo + mt);
           alpha[h][mt] = a.x;
           alpha[h][mt + 1] = a.y;
           moved |= a.x != 1.f || a.y != 1.f;
