@@ -1,6 +1,7 @@
 // Process-wide settings read once from the environment (FLASHJIT_*), never on the call path.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,12 @@ struct JitConfig {
   std::vector<std::string> nvrtc_options;
 };
 
+// The settings of the environment `getenv` reads. A value that does not parse keeps its default
+// and adds a line to `warnings` naming the variable, the expected form and the value.
+using EnvLookup = std::function<const char*(const char*)>;
+JitConfig parse_config(const EnvLookup& getenv, std::vector<std::string>& warnings);
+
+// The process's settings, parsed on first use; their warnings go to stderr then, once.
 const JitConfig& jit_config();
 
 }  // namespace flashjit
