@@ -20,7 +20,11 @@ cmake -S "$root" -B "$sanitized" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DFLASHJIT_SANITIZE=address,undefined -DFLASHJIT_FATAL_WARNINGS=OFF >/dev/null
 cmake --build "$sanitized"
 rm -rf "$sanitized/test-cache"
-ctest --test-dir "$sanitized" --output-on-failure --timeout 1500 -j "$(nproc)" "$@"
+# Leak checking stays off: LeakSanitizer's stop-the-world tracer itself crashes now and then at
+# exit ("Tracer caught signal 11", google/sanitizers#1353; seen here once in three runs, in a test
+# that had passed), which would make this pass flaky. Memory errors and UB still fail it.
+ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}" \
+  ctest --test-dir "$sanitized" --output-on-failure --timeout 1500 -j "$(nproc)" "$@"
 
 # The programs that run many threads or processes against one kernel cache (its locks, publish
 # and the compile-once path), once more under ThreadSanitizer; any report fails the run.
