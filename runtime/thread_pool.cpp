@@ -2,6 +2,8 @@
 // counter, which balances causal masks and ragged batches without a planning pass.
 #include "runtime/thread_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -27,12 +29,44 @@ ThreadPool::~ThreadPool() {
   for (Arena& a : arenas_) std::free(a.data);
 }
 
+namespace {
+
+// The process-wide pool, created on first use and never destroyed: at exit its workers sleep on
+// their condition variable, and in a child of fork() the parent's pool is dropped unjoined (its
+// threads do not exist there).
+std::mutex g_pool_mutex;
+ThreadPool* g_pool = nullptr;
+
+}  // namespace
+
+// fork() waits for the pool's job in flight, so the child never inherits a half-done job or a
+// held lock of the pool; the child then starts a pool of its own on its first call.
+void ThreadPool::before_fork() {
+  g_pool_mutex.lock();
+  if (g_pool) g_pool->run_mutex_.lock();
+}
+
+void ThreadPool::after_fork_in_parent() {
+  if (g_pool) g_pool->run_mutex_.unlock();
+  g_pool_mutex.unlock();
+}
+
+void ThreadPool::after_fork_in_child() {
+  g_pool = nullptr;  // leaked on purpose: a std::thread of the parent cannot be joined here
+  g_pool_mutex.unlock();
+}
+
 ThreadPool& ThreadPool::global() {
-  static ThreadPool pool([] {
+  static const bool registered =
+      pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0;
+  (void)registered;
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  if (!g_pool) {
     const int n = jit_config().num_threads;
-    return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  }());
-  return pool;
+    g_pool = new ThreadPool(
+        n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  }
+  return *g_pool;
 }
 
 void* ThreadPool::arena(int index, int64_t bytes) {

@@ -29,7 +29,9 @@ class ThreadPool {
   // the caller included; returns when every item is done. Calls from several threads queue.
   void run(int64_t total, int max_threads, int64_t scratch_bytes, const Task& fn);
 
-  // The process-wide pool (FLASHJIT_NUM_THREADS or the machine's cores).
+  // The process-wide pool (FLASHJIT_NUM_THREADS or the machine's cores). A child of fork() gets
+  // a pool of its own on its first call: the parent's workers do not exist in the child, and a
+  // job handed to them would never finish.
   static ThreadPool& global();
 
  private:
@@ -44,6 +46,9 @@ class ThreadPool {
   static constexpr int kCanaryBytes = 64;
   static constexpr unsigned char kCanary = 0xA5;
   void* arena(int index, int64_t bytes);
+  static void before_fork();
+  static void after_fork_in_parent();
+  static void after_fork_in_child();
   void check_canary(int index, int64_t bytes) const;
 
   std::vector<std::thread> workers_;
