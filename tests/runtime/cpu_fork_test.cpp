@@ -22,7 +22,7 @@ AttentionCase prefill_case() {
   c.num_heads = 4;
   c.num_heads_k = 2;
   c.head_dim = 64;
-  c.seqlen_q = c.seqlen_k = 200;  // 12 tiles of 16+ rows: every thread of the pool gets work
+  c.seqlen_q = c.seqlen_k = 200;  // several work items for each thread of the pool
   c.causal = true;
   return c;
 }
@@ -50,7 +50,7 @@ void expect_child_matches(const AttentionCase& c, const CaseResult& want) {
 TEST(CpuFork, AChildRunsCallsAfterItsParentDid) {
   ASSERT_GE(ThreadPool::global().size(), 2) << "FLASHJIT_NUM_THREADS=3 expected";
   const AttentionCase c = prefill_case();
-  const CaseResult parent = run_case(c);  // the pool's workers start here
+  const CaseResult parent = run_case(c);  // the pool's workers run jobs before the fork
   ASSERT_EQ(parent.unwritten, 0);
   ASSERT_LE(parent.max_err, parent.tolerance);
   expect_child_matches(c, parent);
