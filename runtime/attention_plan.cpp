@@ -6,6 +6,9 @@
 #include "flashjit/flashjit.h"
 #include "runtime/api_common.h"
 #include "runtime/attention_problem.h"
+#if FLASHJIT_HAVE_CUDA
+#include "runtime/cuda_context.h"
+#endif
 
 namespace flashjit {
 
@@ -37,6 +40,9 @@ bool same_launch(const PreparedCall& a, const PreparedCall& b) {
 }
 
 std::shared_ptr<const AttentionPlanState> make_state(const AttentionProblem& p) {
+#if FLASHJIT_HAVE_CUDA
+  const CudaCallContext context(p.q.device, p.options.stream);
+#endif
   auto state = std::make_shared<AttentionPlanState>();
   state->call = prepare_attention(p);
   load_prepared(state->call, p.options.stream);
@@ -44,6 +50,9 @@ std::shared_ptr<const AttentionPlanState> make_state(const AttentionProblem& p) 
 }
 
 void run_planned(const PreparedCall& planned, const AttentionProblem& p, void* workspace) {
+#if FLASHJIT_HAVE_CUDA
+  const CudaCallContext context(p.q.device, p.options.stream);
+#endif
   const PreparedCall call = prepare_attention(p);
   FLASHJIT_CHECK(same_launch(planned, call))
       << "args: expected a call with the shapes and flags the plan was made for ("

@@ -20,6 +20,7 @@
 #endif
 #if FLASHJIT_HAVE_CUDA
 #include "runtime/cuda_backend.h"
+#include "runtime/cuda_context.h"
 #endif
 
 namespace flashjit {
@@ -401,7 +402,7 @@ PreparedCall prepare_attention(const AttentionProblem& p) {
 void load_prepared(const PreparedCall& call, void* stream) {
   if (call.kind != PreparedCall::Kind::kKernel) return;
 #if FLASHJIT_HAVE_CUDA
-  if (call.on_cuda) return load_cuda_kernel(call.key, call.device, stream);
+  if (call.on_cuda) return load_cuda_kernel(call.key, stream);
 #endif
 #if FLASHJIT_HAVE_CPU_JIT
   load_cpu_kernel(call.key);
@@ -425,7 +426,7 @@ void launch_prepared(const AttentionProblem& p, const PreparedCall& call, void* 
     point_partials(f, workspace, p.head_dim_v);
   }
 #if FLASHJIT_HAVE_CUDA
-  if (call.on_cuda) return run_cuda_kernel(call.key, f, call.cuda, call.device, p.options.stream);
+  if (call.on_cuda) return run_cuda_kernel(call.key, f, call.cuda, p.options.stream);
 #endif
 #if FLASHJIT_HAVE_CPU_JIT
   run_cpu_kernel(call.key, f, call.cpu, p.options.num_threads);
@@ -433,6 +434,9 @@ void launch_prepared(const AttentionProblem& p, const PreparedCall& call, void* 
 }
 
 void run_attention(const AttentionProblem& p) {
+#if FLASHJIT_HAVE_CUDA
+  const CudaCallContext context(p.q.device, p.options.stream);
+#endif
   const PreparedCall call = prepare_attention(p);
   if (call.workspace_bytes == 0) return launch_prepared(p, call, nullptr);
 #if FLASHJIT_HAVE_CUDA

@@ -21,6 +21,8 @@ namespace flashjit::cuda {
   X(cuCtxGetCurrent, "cuCtxGetCurrent")                   \
   X(cuCtxSetCurrent, "cuCtxSetCurrent")                   \
   X(cuCtxGetDevice, "cuCtxGetDevice")                     \
+  X(cuCtxPushCurrent, "cuCtxPushCurrent_v2")              \
+  X(cuCtxPopCurrent, "cuCtxPopCurrent_v2")                \
   X(cuCtxSynchronize, "cuCtxSynchronize")                 \
   X(cuModuleLoadData, "cuModuleLoadData")                 \
   X(cuModuleUnload, "cuModuleUnload")                     \
@@ -33,6 +35,7 @@ namespace flashjit::cuda {
   X(cuPointerGetAttribute, "cuPointerGetAttribute")       \
   X(cuPointerGetAttributes, "cuPointerGetAttributes")     \
   X(cuStreamIsCapturing, "cuStreamIsCapturing")           \
+  X(cuStreamGetCtx, "cuStreamGetCtx")                     \
   X(cuStreamSynchronize, "cuStreamSynchronize")           \
   X(cuMemAlloc, "cuMemAlloc_v2")                          \
   X(cuMemFree, "cuMemFree_v2")                            \

@@ -1,5 +1,6 @@
 // The CUDA launch path. Modules are loaded once per (kernel, context) and their functions cached;
-// the launch itself does no allocation, no synchronization and no compilation.
+// the launch itself does no allocation, no synchronization and no compilation. Every entry runs
+// inside the call's CudaCallContext (runtime/cuda_context.h): the current context is the call's.
 #include "runtime/cuda_backend.h"
 
 #include <fmt/format.h>
@@ -108,6 +109,7 @@ const Module& module_for_context(const CudaKernel& k, const KernelKey& key) {
   const cuda::DriverApi& d = require_driver();
   CUcontext ctx = nullptr;
   cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
+  FLASHJIT_ICHECK(ctx) << "kernel " << key.name() << " used outside a CudaCallContext";
   std::lock_guard<std::mutex> lock(*k.mutex);
   std::unique_ptr<Module>& m = (*k.modules)[ctx];
   if (!m) {
@@ -129,18 +131,6 @@ const Module& module_for_context(const CudaKernel& k, const KernelKey& key) {
     m = std::move(loaded);
   }
   return *m;
-}
-
-// Makes the primary context of `device` current when the thread has no context.
-void ensure_context(int device) {
-  const cuda::DriverApi& d = require_driver();
-  CUcontext ctx = nullptr;
-  cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
-  if (ctx) return;
-  CUdevice dev;
-  cuda::check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
-  cuda::check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
-  cuda::check(d.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
 }
 
 }  // namespace
@@ -217,8 +207,7 @@ const CudaKernel& cuda_kernel(const KernelKey& key, CUstream stream) {
 }
 }  // namespace
 
-void load_cuda_kernel(const KernelKey& key, int device, void* stream) {
-  ensure_context(device);
+void load_cuda_kernel(const KernelKey& key, void* stream) {
   module_for_context(cuda_kernel(key, static_cast<CUstream>(stream)), key);
 }
 
@@ -255,8 +244,7 @@ void launch_entry(const KernelKey& key, CUfunction f, const char* entry, CudaGri
 }  // namespace
 
 void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
-                     const CudaLaunch& launch, int device, void* stream_ptr) {
-  ensure_context(device);
+                     const CudaLaunch& launch, void* stream_ptr) {
   CUstream stream = static_cast<CUstream>(stream_ptr);
   const CudaKernel& k = cuda_kernel(key, stream);
   const Module& m = module_for_context(k, key);
@@ -275,8 +263,7 @@ void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& par
 }
 
 void run_cuda_merge(const KernelKey& key, const flashjit_kernel::MergeParams& params, CudaGrid grid,
-                    int device, void* stream_ptr) {
-  ensure_context(device);
+                    void* stream_ptr) {
   CUstream stream = static_cast<CUstream>(stream_ptr);
   const Module& m = module_for_context(cuda_kernel(key, stream), key);
   flashjit_kernel::MergeParams p = params;
@@ -310,7 +297,6 @@ CUmemoryPool workspace_pool(int device) {
 
 CudaWorkspace::CudaWorkspace(size_t bytes, int device, void* stream) : stream_(stream) {
   if (bytes == 0) return;
-  ensure_context(device);
   CUdeviceptr ptr = 0;
   cuda::check(require_driver().cuMemAllocFromPoolAsync(&ptr, bytes, workspace_pool(device),
                                                        static_cast<CUstream>(stream)),

@@ -23,18 +23,20 @@ int cuda_sm_count(int device);
 // Its L2 cache in bytes.
 int64_t cuda_l2_bytes(int device);
 
-// Compiles or loads the kernel of `key` and its module on the current context of `device`.
+// The functions below run inside the call's CudaCallContext (runtime/cuda_context.h).
+
+// Compiles or loads the kernel of `key` and its module on the current context.
 // Compiling while `stream` is being captured is an error naming the key.
-void load_cuda_kernel(const KernelKey& key, int device, void* stream);
+void load_cuda_kernel(const KernelKey& key, void* stream);
 
 // Compiles (or loads) the kernel of `key` and launches it on `stream` (a CUstream) without
 // synchronizing. Compiling while the stream is being captured is an error naming the key.
 void run_cuda_kernel(const KernelKey& key, const flashjit_kernel::FwdParams& params,
-                     const CudaLaunch& launch, int device, void* stream);
+                     const CudaLaunch& launch, void* stream);
 
 // Launches the merge kernel of a merge key (KernelOp::kMergeStates) on `stream`.
 void run_cuda_merge(const KernelKey& key, const flashjit_kernel::MergeParams& params, CudaGrid grid,
-                    int device, void* stream);
+                    void* stream);
 
 // Device memory from the stream-ordered pool, freed in stream order when the object goes away
 // (after the launches that use it were enqueued): capturable into a CUDA graph.

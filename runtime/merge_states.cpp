@@ -13,6 +13,7 @@
 #endif
 #if FLASHJIT_HAVE_CUDA
 #include "runtime/cuda_backend.h"
+#include "runtime/cuda_context.h"
 #endif
 
 namespace flashjit {
@@ -100,6 +101,7 @@ void merge_states(const MergeStatesArgs& a) {
   key.lse = a.lse.has_value();
   if (device.type == DeviceType::kCUDA) {
 #if FLASHJIT_HAVE_CUDA
+    const CudaCallContext context(device, a.options.stream);
     key.backend = Backend::kCuda;
     key.target = Target{"nvptx64-nvidia-cuda", cuda_arch(device.index), ""};
     for (int s = 0; s < n_states; ++s) {
@@ -113,7 +115,7 @@ void merge_states(const MergeStatesArgs& a) {
     const int64_t ctas = (rows * heads + 3) / 4;
     FLASHJIT_CHECK(ctas <= 0x7fffffff) << "out: expected at most 2^33 - 4 (row, head) pairs on "
                                        << "CUDA, got " << rows * heads;
-    run_cuda_merge(key, p, CudaGrid{static_cast<int>(ctas), 1, 1}, device.index, a.options.stream);
+    run_cuda_merge(key, p, CudaGrid{static_cast<int>(ctas), 1, 1}, a.options.stream);
     return;
 #else
     FLASHJIT_NOT_SUPPORTED() << "CUDA tensors: this build has no CUDA backend";

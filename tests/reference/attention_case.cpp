@@ -81,6 +81,7 @@ std::string AttentionCase::name() const {
   if (leftpad) s += "_leftpad";
   if (num_splits) s += fmt::format("_splits{}", *num_splits);
   if (planned) s += "_plan";
+  if (context_device >= 0) s += "_ctx" + std::to_string(context_device);
   if (guard == GuardSide::kBefore) s += "_guardbefore";
   if (guard == GuardSide::kNone) s += "_noguard";
   for (char& ch : s)
@@ -379,7 +380,8 @@ CaseResult run_case(const AttentionCase& c) {
   // The call: plain, or through a plan made from the same arguments (its workspace placed like
   // the other buffers).
   std::vector<uint8_t> workspace;
-  auto call = [&](const auto& args) {
+  bool context_kept = true;
+  auto run = [&](const auto& args) {
     if (!c.planned) {
       if constexpr (std::is_same_v<std::decay_t<decltype(args)>, VarlenArgs>) {
         flash_attn_varlen(args);
@@ -390,7 +392,18 @@ CaseResult run_case(const AttentionCase& c) {
     }
     const AttentionPlan plan(args);
     workspace.assign(std::max<size_t>(plan.workspace_bytes(), 1), 0);
-    plan.run(args, mirrors.place(workspace.data(), workspace.size()));
+    void* placed_workspace = mirrors.place(workspace.data(), workspace.size());
+    if (c.context_device >= 0) make_cuda_device_current(c.context_device);  // placing set its own
+    plan.run(args, placed_workspace);
+  };
+  // With context_device set, the call starts from that device's context and must leave it
+  // current; the mirrors then go back to their own.
+  auto call = [&](const auto& args) {
+    if (c.context_device >= 0) make_cuda_device_current(c.context_device);
+    run(args);
+    if (c.context_device < 0) return;
+    context_kept = current_cuda_device() == c.context_device;
+    mirrors.make_current();
   };
   Tensor sinks_t = Tensor::contiguous(place(sinks_buf.data(), bytes_of(sinks_buf), "sinks"),
                                       DType::kBFloat16, {h}, c.device);
@@ -506,6 +519,7 @@ CaseResult run_case(const AttentionCase& c) {
   mirrors.copy_back(obuf.data());
   mirrors.copy_back(lse_buf.data());
   CaseResult res;
+  res.context_kept = context_kept;
   const std::vector<uint8_t>* out_before = nullptr;
   const std::vector<uint8_t>* lse_before = nullptr;
   for (Placed& p : placed) {
@@ -658,6 +672,7 @@ void expect_matches_reference(const AttentionCase& c) {
   EXPECT_TRUE(r.modified_inputs.empty()) << "the call changed buffers it only reads: "
                                          << fmt::format("{}", fmt::join(r.modified_inputs, ", "));
   EXPECT_LE(r.max_err, r.tolerance) << "baseline error " << r.baseline_err;
+  EXPECT_TRUE(r.context_kept) << "the call left another CUDA context current than the caller's";
   if (c.lse) {
     EXPECT_EQ(r.lse_mismatch, 0) << "infinite LSE values differ from the reference";
     EXPECT_LE(r.lse_err, r.lse_tolerance);

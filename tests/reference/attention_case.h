@@ -49,6 +49,7 @@ struct AttentionCase {
   std::optional<int> num_splits{};      // unset: the API's default
   GuardSide guard = GuardSide::kAfter;  // CPU: every buffer the call sees abuts a guard page
   bool planned = false;                 // through an AttentionPlan made from the arguments
+  int context_device = -1;  // CUDA: the device whose context is current at the call (-1: own)
   uint64_t seed = 1;
   // Tests of bad arguments: called on the arguments just before the call, which must then throw.
   std::function<void(VarlenArgs&)> mutate_varlen{};
@@ -73,7 +74,8 @@ struct CaseResult {
   int64_t cache_mismatch = 0;
   int64_t written_outside = 0;               // out / LSE elements outside the valid rows changed
   std::vector<std::string> modified_inputs;  // buffers the call only reads that changed
-  std::vector<double> out;                   // the kernel's output, logical order [b][i][h][dv]
+  bool context_kept = true;  // context_device's context was current again after the call
+  std::vector<double> out;   // the kernel's output, logical order [b][i][h][dv]
   std::vector<double> lse_out;
 };
 

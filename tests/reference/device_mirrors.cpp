@@ -13,13 +13,40 @@
 
 namespace flashjit::testing {
 
-bool cuda_device_available() {
+int cuda_device_count() {
 #if FLASHJIT_HAVE_CUDA
   const cuda::DriverApi* d = cuda::driver();
   int count = 0;
-  return d && d->cuDeviceGetCount(&count) == CUDA_SUCCESS && count > 0;
+  return d && d->cuDeviceGetCount(&count) == CUDA_SUCCESS ? count : 0;
 #else
-  return false;
+  return 0;
+#endif
+}
+
+bool cuda_device_available() { return cuda_device_count() > 0; }
+
+void make_cuda_device_current(int index) {
+#if FLASHJIT_HAVE_CUDA
+  CUdevice dev;
+  FLASHJIT_CU(cuDeviceGet(&dev, index));
+  CUcontext ctx;  // retained once per call; the tests never release primary contexts
+  FLASHJIT_CU(cuDevicePrimaryCtxRetain(&ctx, dev));
+  FLASHJIT_CU(cuCtxSetCurrent(ctx));
+#else
+  FLASHJIT_ICHECK(false) << "this build has no CUDA backend (device " << index << ")";
+#endif
+}
+
+int current_cuda_device() {
+#if FLASHJIT_HAVE_CUDA
+  CUcontext ctx = nullptr;
+  FLASHJIT_CU(cuCtxGetCurrent(&ctx));
+  if (!ctx) return -1;
+  CUdevice dev = 0;
+  FLASHJIT_CU(cuCtxGetDevice(&dev));
+  return static_cast<int>(dev);
+#else
+  return -1;
 #endif
 }
 
@@ -27,17 +54,25 @@ DeviceMirrors::DeviceMirrors(Device device, GuardSide guard) : device_(device), 
 #if FLASHJIT_HAVE_CUDA
   if (device_.type != DeviceType::kCUDA) return;
   FLASHJIT_ICHECK(cuda_device_available()) << "a CUDA test case ran without a CUDA device";
-  CUdevice dev;
-  FLASHJIT_CU(cuDeviceGet(&dev, device_.index));
-  CUcontext ctx;
-  FLASHJIT_CU(cuDevicePrimaryCtxRetain(&ctx, dev));
-  FLASHJIT_CU(cuCtxSetCurrent(ctx));
+  make_current();
 #else
   FLASHJIT_ICHECK(device_.type == DeviceType::kCPU) << "this build has no CUDA backend";
 #endif
 }
 
+void DeviceMirrors::make_current() const {
+  if (device_.type == DeviceType::kCUDA) make_cuda_device_current(device_.index);
+}
+
+// Frees in the mirrors' context and then leaves the thread's context as it found it: a test that
+// caught an error from a call checks which context the call left current.
 DeviceMirrors::~DeviceMirrors() {
+#if FLASHJIT_HAVE_CUDA
+  CUcontext previous = nullptr;
+  const bool switch_context = device_.type == DeviceType::kCUDA && !mirrors_.empty() &&
+                              cuda::driver()->cuCtxGetCurrent(&previous) == CUDA_SUCCESS;
+  if (switch_context) make_current();
+#endif
   for (auto& [host, m] : mirrors_) {
     if (m.mapping) {
       munmap(m.mapping, m.mapping_bytes);
@@ -47,6 +82,9 @@ DeviceMirrors::~DeviceMirrors() {
     cuda::driver()->cuMemFree(reinterpret_cast<CUdeviceptr>(m.device));
 #endif
   }
+#if FLASHJIT_HAVE_CUDA
+  if (switch_context) cuda::driver()->cuCtxSetCurrent(previous);
+#endif
 }
 
 // A mapping of one inaccessible page, the pages that hold `bytes`, and another inaccessible page;
@@ -75,6 +113,7 @@ void* DeviceMirrors::place(void* host, size_t bytes) {
 #if FLASHJIT_HAVE_CUDA
   auto it = mirrors_.find(host);
   if (it != mirrors_.end()) return it->second.device;
+  make_current();
   CUdeviceptr ptr = 0;
   FLASHJIT_CU(cuMemAlloc(&ptr, bytes > 0 ? bytes : 16));
   if (bytes) FLASHJIT_CU(cuMemcpyHtoD(ptr, host, bytes));
@@ -93,6 +132,7 @@ void DeviceMirrors::upload(void* host) {
     return;
   }
 #if FLASHJIT_HAVE_CUDA
+  make_current();
   FLASHJIT_CU(cuCtxSynchronize());
   if (it->second.bytes)
     FLASHJIT_CU(
@@ -108,6 +148,7 @@ void DeviceMirrors::copy_back(void* host) {
     return;
   }
 #if FLASHJIT_HAVE_CUDA
+  make_current();
   FLASHJIT_CU(cuCtxSynchronize());
   if (it->second.bytes)
     FLASHJIT_CU(

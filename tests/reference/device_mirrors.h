@@ -13,6 +13,12 @@ namespace flashjit::testing {
 
 // True when a CUDA device is usable (driver loaded, at least one device).
 bool cuda_device_available();
+// CUDA devices of the machine (0 without a driver).
+int cuda_device_count();
+// Makes the primary context of CUDA device `index` current on this thread.
+void make_cuda_device_current(int index);
+// The device of the thread's current CUDA context; -1 without one.
+int current_cuda_device();
 
 // Where CPU copies sit against their guard pages: ending exactly where the page after them starts
 // (catches overruns) or starting exactly where the page before them ends (catches underruns).
@@ -29,6 +35,9 @@ class DeviceMirrors {
   // The pointer the kernel should see for `bytes` at `host`: the host pointer itself, or a copy
   // in device memory or between guard pages (made once per host pointer).
   void* place(void* host, size_t bytes);
+  // CUDA: makes the primary context of the mirrors' device current (no-op on the CPU). Every
+  // member does it first, so the mirrors work whatever context a test made current meanwhile.
+  void make_current() const;
   // Waits for the device and copies `host` into its mirror again (no-op without one).
   void upload(void* host);
   // Waits for the device and copies the mirror of `host` back into it (no-op without one).

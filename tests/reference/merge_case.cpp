@@ -13,7 +13,8 @@
 #include "reference/host_buffer.h"
 
 namespace flashjit::testing {
-MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t seed) {
+MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t seed,
+                           int context_device) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0, 1);
   const int b = 3, h = 4, hk = 2, d = 64;
@@ -103,11 +104,14 @@ MergeResult run_merge_case(Device device, DType dtype, bool out_fp32, uint64_t s
   m.out = Tensor::contiguous(place(merged.bytes), out_dtype, {total_q, h, d}, device);
   m.lse = Tensor::contiguous(mirrors.place(merged_lse.data(), merged_lse.size() * 4),
                              DType::kFloat32, {total_q, h}, device);
+  if (context_device >= 0) make_cuda_device_current(context_device);
   merge_states(m);
+  const bool context_kept = context_device < 0 || current_cuda_device() == context_device;
   mirrors.copy_back(merged.bytes.data());
   mirrors.copy_back(merged_lse.data());
 
   MergeResult r;
+  r.context_kept = context_kept;
   const Part& one = parts[0];
   for (int row = 0; row < total_q; ++row)
     for (int hh = 0; hh < h; ++hh) {
