@@ -53,7 +53,9 @@ struct CudaKernel {
       std::make_shared<std::map<CUcontext, std::unique_ptr<Module>>>();
 };
 
-std::string cuda_kernel_digest(const KernelKey& key, const std::string& source) {
+// `compiler`: nvrtc_identity() or nvrtc_build_identity().
+std::string cuda_kernel_digest(const KernelKey& key, const std::string& source,
+                               const std::string& compiler) {
   std::vector<std::string> fields = {"flashjit-cuda-digest-v1", std::to_string(kGeneratorVersion),
                                      key.to_string(), source};
   for (const EmbeddedFile& f : embedded_templates()) {
@@ -64,9 +66,29 @@ std::string cuda_kernel_digest(const KernelKey& key, const std::string& source) 
     fields.push_back(path);
     fields.push_back(f.text);
   }
-  fields.push_back(nvrtc_identity());
+  fields.push_back(compiler);
   for (const std::string& o : nvrtc_options(key.target.cpu)) fields.push_back(o);
   return digest_fields(fields);
+}
+
+// Compiles the kernel of `key` with NVRTC, refusing while its stream is being captured.
+CompiledBinary compile_kernel(const KernelKey& key, const std::string& source, CUstream stream) {
+  CUstreamCaptureStatus capture = CU_STREAM_CAPTURE_STATUS_NONE;
+  if (stream) FLASHJIT_CU(cuStreamIsCapturing(stream, &capture));
+  FLASHJIT_CHECK(capture == CU_STREAM_CAPTURE_STATUS_NONE)
+      << "kernel " << key.name()
+      << " must be compiled, but its stream is being captured into a CUDA graph; run "
+         "the call once before capturing, or precompile it";
+  Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
+  CompiledBinary out;
+  out.bytes = std::move(cubin.bytes);
+  out.compile_ms = cubin.compile_ms;
+  out.meta = {{"generator_version", kGeneratorVersion},
+              {"compiler", nvrtc_identity()},
+              {"options", nvrtc_options(key.target.cpu)},
+              {"registers", cubin.usage.registers},
+              {"spill_store_bytes", cubin.usage.spill_store_bytes}};
+  return out;
 }
 
 CudaKernel build(const KernelKey& key, CUstream stream) {
@@ -74,30 +96,22 @@ CudaKernel build(const KernelKey& key, CUstream stream) {
   const std::string source = generate_cuda_source(key);
   if (!config.dump_dir.empty()) std::ofstream(config.dump_dir + "/" + key.name() + ".cu") << source;
   const auto start = std::chrono::steady_clock::now();
-  const ObtainedBinary binary =
-      obtain_binary(key, "cuda-" + key.target.cpu, cuda_kernel_digest(key, source), [&] {
-        CUstreamCaptureStatus capture = CU_STREAM_CAPTURE_STATUS_NONE;
-        if (stream) FLASHJIT_CU(cuStreamIsCapturing(stream, &capture));
-        FLASHJIT_CHECK(capture == CU_STREAM_CAPTURE_STATUS_NONE)
-            << "kernel " << key.name()
-            << " must be compiled, but its stream is being captured into a CUDA graph; run "
-               "the call once before capturing, or precompile it";
-        Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
-        CompiledBinary out;
-        out.bytes = std::move(cubin.bytes);
-        out.compile_ms = cubin.compile_ms;
-        out.meta = {{"generator_version", kGeneratorVersion},
-                    {"compiler", nvrtc_identity()},
-                    {"options", nvrtc_options(key.target.cpu)},
-                    {"registers", cubin.usage.registers},
-                    {"spill_store_bytes", cubin.usage.spill_store_bytes}};
-        return out;
-      });
+  const std::string subdir = "cuda-" + key.target.cpu;
+  // The digest names the NVRTC that built the cubin. It is looked up first for the NVRTC of this
+  // build's toolkit, which needs no libnvrtc: a cache hit (a precompiled kernel) loads none (a
+  // 5-40 ms dlopen; a deployment may not ship it). Only on a miss is NVRTC loaded; where its
+  // version differs, its own entry is the one looked up or built.
+  std::optional<ObtainedBinary> binary =
+      find_binary(key, subdir, cuda_kernel_digest(key, source, nvrtc_build_identity()));
+  if (!binary) {
+    binary = obtain_binary(key, subdir, cuda_kernel_digest(key, source, nvrtc_identity()),
+                           [&] { return compile_kernel(key, source, stream); });
+  }
   CudaKernel k;
-  k.cubin = binary.bytes;
+  k.cubin = std::move(binary->bytes);
   k.name = key.name();
   k.shape = cuda_launch_shape(key);
-  if (binary.from_disk) {
+  if (binary->from_disk) {
     count_disk_load(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
             .count());

@@ -37,6 +37,11 @@ std::string nvrtc_identity() {
   return "nvrtc " + std::to_string(major) + "." + std::to_string(minor);
 }
 
+std::string nvrtc_build_identity() {
+  return "nvrtc " + std::to_string(CUDA_VERSION / 1000) + "." +
+         std::to_string(CUDA_VERSION % 1000 / 10);
+}
+
 // --no-cache: NVRTC 12.9+ keeps its own compilation cache (measured on the device: a repeat
 // compile in 26-42 ms instead of 0.4-0.8 s). flashjit's content-addressed cache is the one cache:
 // its entries are checked and shared across processes, and a first call's compile time is real.

@@ -23,8 +23,11 @@ struct Cubin {
   double compile_ms = 0;
 };
 
-// "nvrtc 13.0" (the digest covers it).
+// "nvrtc 13.0": the NVRTC loaded at run time (loading it, a 5-40 ms dlopen); "nvrtc 0.0"
+// without one. The digest covers it.
 std::string nvrtc_identity();
+// The same for the NVRTC of the toolkit this library was built with, without loading any.
+std::string nvrtc_build_identity();
 
 // The options every kernel is compiled with for `arch` ("sm_90a").
 std::vector<std::string> nvrtc_options(const std::string& arch);

@@ -45,8 +45,11 @@ bool is_special_stream(CUstream s) {
 CudaCallContext::CudaCallContext(const Device& device, void* stream_ptr) {
   if (device.type != DeviceType::kCUDA) return;
   const cuda::DriverApi& d = require_driver();
-  int count = 0;
-  cuda::check(d.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  static const int count = [&] {  // fixed for the life of the process
+    int n = 0;
+    cuda::check(d.cuDeviceGetCount(&n), "cuDeviceGetCount");
+    return n;
+  }();
   if (count == 0) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors on this machine: it has no CUDA device";
   FLASHJIT_CHECK(device.index >= 0 && device.index < count)
       << "q: expected a tensor of cuda:0 to cuda:" << count - 1

@@ -52,17 +52,20 @@ void count_disk_load(double ms) {
   counters().load_ms += ms;
 }
 
+std::optional<ObtainedBinary> find_binary(const KernelKey& key, const std::string& subdir,
+                                          const std::string& digest_hex) {
+  std::optional<cache::CacheEntry> entry =
+      disk_cache().try_load(subdir, key.name(), parse_hex(digest_hex), key.to_string());
+  if (!entry) return std::nullopt;
+  return ObtainedBinary{std::move(entry->payload), true};
+}
+
 ObtainedBinary obtain_binary(const KernelKey& key, const std::string& subdir,
                              const std::string& digest_hex,
                              const std::function<CompiledBinary()>& compile) {
   const JitConfig& config = jit_config();
   const cache::Digest digest = parse_hex(digest_hex);
-  auto try_disk = [&]() -> std::optional<ObtainedBinary> {
-    std::optional<cache::CacheEntry> entry =
-        disk_cache().try_load(subdir, key.name(), digest, key.to_string());
-    if (!entry) return std::nullopt;
-    return ObtainedBinary{std::move(entry->payload), true};
-  };
+  auto try_disk = [&] { return find_binary(key, subdir, digest_hex); };
   if (auto hit = try_disk()) return *hit;
   counters().misses++;
   if (config.disable_jit) {

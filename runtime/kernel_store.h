@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -30,6 +31,10 @@ struct ObtainedBinary {
 
 // SHA-256 (hex) over length-prefixed fields.
 std::string digest_fields(const std::vector<std::string>& fields);
+
+// The binary of `key` under `digest_hex` in the disk cache (verified), if it is there.
+std::optional<ObtainedBinary> find_binary(const KernelKey& key, const std::string& subdir,
+                                          const std::string& digest_hex);
 
 // The binary of `key`: from the disk cache (verified), else built by `compile` under the
 // per-digest cross-process lock (after looking again) and stored. Throws when JIT is disabled

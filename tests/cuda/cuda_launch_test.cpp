@@ -5,10 +5,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "flashjit/flashjit.h"
@@ -20,6 +26,7 @@ namespace flashjit {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 const Device kGpu{DeviceType::kCUDA, 0};
 using Problem = testing::SmallKvcacheProblem;
 
@@ -75,6 +82,42 @@ TEST_F(CudaLaunch, WarmKernelIsCapturedIntoAGraphAndReplaysBitwise) {
   EXPECT_EQ(p.output(), expected);
   cuda::driver()->cuGraphExecDestroy(exec);
   cuda::driver()->cuGraphDestroy(graph);
+}
+
+// A cache hit needs no NVRTC: a fresh process given the cache this one filled runs the same call
+// with JIT disabled (CudaLaunchChild below) and finds no libnvrtc mapped afterwards.
+TEST_F(CudaLaunch, CacheHitInAFreshProcessLoadsNoNvrtc) {
+  Problem p(64);
+  flash_attn_with_kvcache(p.args(stream_));  // compiles, or loads it from this process's cache
+  FLASHJIT_CU(cuStreamSynchronize(stream_));
+  std::vector<std::string> env = {"FLASHJIT_LAUNCH_TEST_CHILD=1", "FLASHJIT_DISABLE_JIT=1"};
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string exe = "/proc/self/exe", filter = "--gtest_filter=CudaLaunchChild.*";
+  char* argv[] = {exe.data(), filter.data(), nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, envp.data()), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the child failed (its output above)";
+}
+
+// Run only by CacheHitInAFreshProcessLoadsNoNvrtc, in its own process.
+TEST(CudaLaunchChild, RunsFromTheCacheWithoutLoadingNvrtc) {
+  if (!std::getenv("FLASHJIT_LAUNCH_TEST_CHILD"))
+    GTEST_SKIP() << "the child process of CudaLaunch.CacheHitInAFreshProcessLoadsNoNvrtc";
+  testing::DeviceMirrors context(kGpu);  // makes the primary context current
+  Problem p(64);
+  flash_attn_with_kvcache(p.args(nullptr));
+  FLASHJIT_CU(cuCtxSynchronize());
+  EXPECT_EQ(cache_stats().disk_hits, 1);
+  EXPECT_EQ(cache_stats().compiles, 0);
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) EXPECT_THAT(line, Not(HasSubstr("libnvrtc")));
 }
 
 template <typename E>
@@ -253,8 +296,11 @@ TEST_F(CudaLaunch, GarbageIndexValuesWithoutValidationStayInBounds) {
 }  // namespace flashjit
 
 int main(int argc, char** argv) {
+  // Nothing precompiled; the child process of CacheHitInAFreshProcessLoadsNoNvrtc keeps the cache
+  // of its parent.
   char dir[] = "/tmp/flashjit-capture-test-XXXXXX";
-  if (mkdtemp(dir)) setenv("FLASHJIT_CACHE_DIR", dir, 1);  // nothing precompiled
+  if (!std::getenv("FLASHJIT_LAUNCH_TEST_CHILD") && mkdtemp(dir))
+    setenv("FLASHJIT_CACHE_DIR", dir, 1);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
