@@ -4,7 +4,7 @@
 // --quick: smaller; --prefill-only; --decode-only; --append-only (the decode steps with append +
 // rotary through a plan); --splits-sweep: decode rows for every num_splits too; --d N: one head
 // dim (80, 96 and 192 only so), --dv M with it: head_dim_v M; --load-probe: (internal) report
-// cache-hit load times from a warm cache. Environment:
+// cache-hit load times from a warm cache (every run ends with it). Environment:
 // FLASHJIT_BENCH_SCRUB, FLASHJIT_BENCH_DECODE_SHAPES (below), FLASHJIT_BENCH_PREFILL_API=kvcache
 // (prefill through flash_attn_with_kvcache on dense tensors instead of flash_attn_varlen, the
 // default "varlen").
@@ -350,15 +350,13 @@ int main(int argc, char** argv) {
       }
     if (!probe && !decode_only && !append_only && (!only_d || only_d == 128))
       prefill(128, 128, 4096, 4, 32, 8, true, false, reps);
-    if (prefill_only) return 0;
-    if (!probe)
+    if (!probe && !prefill_only)
       for (auto [b, sk] : std::vector<std::pair<int, int>>{
                {1, 8192}, {1, 32768}, {8, 8192}, {64, 4096}, {128, 8192}}) {
         decode_append(b, sk, 16, reps, 0);
         if (splits_sweep)
           for (int n : {1, 2, 4, 8, 16, 32, 64, 128}) decode_append(b, sk, 16, reps, n);
       }
-    if (append_only) return 0;
     std::vector<std::pair<int, int>> shapes = {
         {1, 8192}, {8, 8192}, {64, 4096}, {128, 8192}, {16, 32768}};
     // FLASHJIT_BENCH_DECODE_SHAPES="B:SK,B:SK,...": other decode shapes (e.g. to separate a fixed
@@ -373,6 +371,7 @@ int main(int argc, char** argv) {
         if (*c == ',') ++c;
       }
     }
+    if (prefill_only || append_only) shapes.clear();
     for (int page : {16, 64})
       for (auto [b, sk] : shapes) {
         if (quick && b * int64_t{sk} > 8 * 8192) continue;
@@ -392,7 +391,10 @@ int main(int argc, char** argv) {
     if (n > 0) {
       exe[n] = '\0';
       std::fflush(stdout);
-      const int rc = std::system((std::string(exe) + " --load-probe").c_str());
+      // The probe takes this run's options, so that it loads kernels this run compiled.
+      std::string command = std::string(exe) + " --load-probe";
+      for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+      const int rc = std::system(command.c_str());
       (void)rc;
     }
   }
