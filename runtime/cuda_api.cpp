@@ -82,6 +82,13 @@ const DriverApi* driver(std::string* why) {
   return d.ok ? &d.api : nullptr;
 }
 
+const DriverApi& require_driver() {
+  std::string why;
+  const DriverApi* d = driver(&why);
+  if (!d) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors on this machine: " << why;
+  return *d;
+}
+
 const NvrtcApi* nvrtc(std::string* why) {
   Loaded<NvrtcApi>& n = loaded_nvrtc();
   if (!n.ok && why) *why = n.why;

@@ -88,6 +88,8 @@ struct NvrtcApi {
 
 // The driver, loaded and cuInit'ed once; nullptr (with the reason in *why) when unavailable.
 const DriverApi* driver(std::string* why = nullptr);
+// The driver for a CUDA call; NotSupportedError naming the reason when it is unavailable.
+const DriverApi& require_driver();
 // NVRTC, loaded once; nullptr (with the reason in *why) when unavailable.
 const NvrtcApi* nvrtc(std::string* why = nullptr);
 

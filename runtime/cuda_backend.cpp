@@ -24,13 +24,6 @@
 namespace flashjit {
 namespace {
 
-const cuda::DriverApi& require_driver() {
-  std::string why;
-  const cuda::DriverApi* d = cuda::driver(&why);
-  if (!d) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors on this machine: " << why;
-  return *d;
-}
-
 // A loaded module; unloads on destruction (tolerating a driver that is already shut down).
 struct Module {
   CUmodule module = nullptr;
@@ -120,7 +113,7 @@ CudaKernel build(const KernelKey& key, CUstream stream) {
 }
 
 const Module& module_for_context(const CudaKernel& k, const KernelKey& key) {
-  const cuda::DriverApi& d = require_driver();
+  const cuda::DriverApi& d = cuda::require_driver();
   CUcontext ctx = nullptr;
   cuda::check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
   FLASHJIT_ICHECK(ctx) << "kernel " << key.name() << " used outside a CudaCallContext";
@@ -165,7 +158,7 @@ const DeviceInfo& device_info(int device) {
   std::lock_guard<std::mutex> lock(mutex);
   auto it = infos.find(device);
   if (it != infos.end()) return it->second;
-  const cuda::DriverApi& d = require_driver();
+  const cuda::DriverApi& d = cuda::require_driver();
   CUdevice dev;
   cuda::check(d.cuDeviceGet(&dev, device), "cuDeviceGet");
   int major = 0, minor = 0, sms = 0;
@@ -196,7 +189,7 @@ int64_t cuda_l2_bytes(int device) { return device_info(device).l2_bytes; }
 
 void check_cuda_pointer(const void* data, int device, const char* name) {
   if (!data) return;
-  const cuda::DriverApi& d = require_driver();
+  const cuda::DriverApi& d = cuda::require_driver();
   // One query for both attributes; a pointer the driver does not know reads as memory type 0.
   unsigned int memory_type = 0;
   int ordinal = -1;
@@ -245,10 +238,10 @@ void launch_entry(const KernelKey& key, CUfunction f, const char* entry, CudaGri
   config.hStream = stream;
   config.attrs = &attr;
   config.numAttrs = programmatic && key.target.cpu.rfind("sm_9", 0) == 0 ? 1 : 0;
-  const CUresult r = require_driver().cuLaunchKernelEx(&config, f, args, nullptr);
+  const CUresult r = cuda::require_driver().cuLaunchKernelEx(&config, f, args, nullptr);
   if (r != CUDA_SUCCESS) {
     const char* name = nullptr;
-    require_driver().cuGetErrorName(r, &name);
+    cuda::require_driver().cuGetErrorName(r, &name);
     throw Error(fmt::format(
         "flashjit: launching {} ({}) failed: {} (grid ({}, {}, {}), block {}, shared memory {} "
         "bytes)",
@@ -295,7 +288,7 @@ CUmemoryPool workspace_pool(int device) {
   std::lock_guard<std::mutex> lock(mutex);
   CUmemoryPool& pool = pools[device];
   if (pool) return pool;
-  const cuda::DriverApi& d = require_driver();
+  const cuda::DriverApi& d = cuda::require_driver();
   CUmemPoolProps props{};
   props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
   props.handleTypes = CU_MEM_HANDLE_TYPE_NONE;
@@ -312,8 +305,8 @@ CUmemoryPool workspace_pool(int device) {
 CudaWorkspace::CudaWorkspace(size_t bytes, int device, void* stream) : stream_(stream) {
   if (bytes == 0) return;
   CUdeviceptr ptr = 0;
-  cuda::check(require_driver().cuMemAllocFromPoolAsync(&ptr, bytes, workspace_pool(device),
-                                                       static_cast<CUstream>(stream)),
+  cuda::check(cuda::require_driver().cuMemAllocFromPoolAsync(&ptr, bytes, workspace_pool(device),
+                                                             static_cast<CUstream>(stream)),
               "cuMemAllocFromPoolAsync (split-KV workspace)");
   data_ = reinterpret_cast<void*>(ptr);
 }
@@ -325,7 +318,7 @@ CudaWorkspace::~CudaWorkspace() {
 }
 
 void cuda_fill_empty(const Tensor& out, const OptionalTensor& lse, void* stream) {
-  const cuda::DriverApi& d = require_driver();
+  const cuda::DriverApi& d = cuda::require_driver();
   CUstream s = static_cast<CUstream>(stream);
   const size_t bytes = static_cast<size_t>(dtype_size(out.dtype));
   const std::vector<FillRect> out_rects = *cuda_fill_rects(out);

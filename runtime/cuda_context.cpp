@@ -12,13 +12,6 @@
 namespace flashjit {
 namespace {
 
-const cuda::DriverApi& require_driver() {
-  std::string why;
-  const cuda::DriverApi* d = cuda::driver(&why);
-  if (!d) FLASHJIT_NOT_SUPPORTED() << "CUDA tensors on this machine: " << why;
-  return *d;
-}
-
 // Retained once per device and kept for the life of the process (loaded modules live in it).
 CUcontext primary_context(CUdevice dev) {
   static std::mutex mutex;
@@ -26,13 +19,14 @@ CUcontext primary_context(CUdevice dev) {
   std::lock_guard<std::mutex> lock(mutex);
   CUcontext& ctx = contexts[dev];
   if (!ctx)
-    cuda::check(require_driver().cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+    cuda::check(cuda::require_driver().cuDevicePrimaryCtxRetain(&ctx, dev),
+                "cuDevicePrimaryCtxRetain");
   return ctx;
 }
 
 CUdevice current_device() {
   CUdevice dev = 0;
-  cuda::check(require_driver().cuCtxGetDevice(&dev), "cuCtxGetDevice");
+  cuda::check(cuda::require_driver().cuCtxGetDevice(&dev), "cuCtxGetDevice");
   return dev;
 }
 
@@ -44,7 +38,7 @@ bool is_special_stream(CUstream s) {
 
 CudaCallContext::CudaCallContext(const Device& device, void* stream_ptr) {
   if (device.type != DeviceType::kCUDA) return;
-  const cuda::DriverApi& d = require_driver();
+  const cuda::DriverApi& d = cuda::require_driver();
   static const int count = [&] {  // fixed for the life of the process
     int n = 0;
     cuda::check(d.cuDeviceGetCount(&n), "cuDeviceGetCount");
