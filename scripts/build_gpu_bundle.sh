@@ -9,6 +9,6 @@ build="$root/.device/build"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHJIT_ENABLE_CPU_JIT=OFF \
   -DFLASHJIT_PORTABLE_BINARIES=ON -DFLASHJIT_FATAL_WARNINGS=ON >/dev/null
 cmake --build "$build" --target flashjit flashjit_cuda_tests flashjit_cuda_launch_tests \
-  flashjit_cuda_compile_tests \
+  flashjit_cuda_compile_tests flashjit_cuda_concurrency_tests \
   flashjit_cuda_bench
 du -sh "$build"/libflashjit.so* "$build"/tests/cuda/flashjit_cuda_tests 

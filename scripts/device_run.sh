@@ -28,8 +28,13 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   awk '/^\[==========\] [0-9]+ tests? from .* ran\./ {ran += $2} /^\[  PASSED  \]/ {passed += $4} /^\[  FAILED  \] [0-9]/ {failed += $4}
        END {printf "cuda_tests: %d ran in %d shards, %d passed, %d failed\n", ran, n, passed, failed}' \
     n="$shards" "$out"/cuda_tests_*.log
-  "$build/tests/cuda/flashjit_cuda_launch_tests" >"$out/cuda_launch_tests.log" 2>&1 || status=1
-  grep -E "PASSED|FAILED|SKIPPED|Failure" "$out/cuda_launch_tests.log" | tail -10
+  # Programs with their own main (each on an empty kernel cache).
+  for program in launch concurrency; do
+    [ -x "$build/tests/cuda/flashjit_cuda_${program}_tests" ] || continue  # older bundles
+    "$build/tests/cuda/flashjit_cuda_${program}_tests" >"$out/cuda_${program}_tests.log" 2>&1 ||
+      status=1
+    grep -E "PASSED|FAILED|SKIPPED|Failure" "$out/cuda_${program}_tests.log" | tail -10
+  done
 fi
 if [ "$what" = memcheck ] || [ "$what" = all ]; then
   sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
