@@ -1,6 +1,7 @@
 // Which CUDA context a call runs in. On one GPU: a context the caller created is used for the
-// default streams, a created stream's own context for that stream, a thread without a context
-// gets the primary one, and a device index the machine lacks is a usage error. On several GPUs
+// default streams, a created stream's own context for that stream (also with tensors of another
+// context of the device), a thread without a context gets the primary one, and a device index the
+// machine lacks is a usage error. On several GPUs
 // (CudaMultiDevice, skipped with fewer than two): a call with tensors of one device while another
 // device's context is current (PyTorch leaves the last device used current) runs on the device of
 // its tensors and matches the float64 reference; a stream or a tensor of another device is a usage
@@ -150,6 +151,27 @@ TEST(CudaContext, AThreadWithoutAContextGetsThePrimaryOne) {
   }).join();
   EXPECT_EQ(before, nullptr);
   EXPECT_EQ(after, primary);
+  EXPECT_EQ(p.output(), expected);
+}
+
+// Contexts of one device share its memory: tensors of the primary context on a created context's
+// stream run in that context (measured on an H100).
+TEST(CudaContext, TensorsOfOneContextRunOnAStreamOfAnother) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  const std::vector<uint16_t> expected = primary_context_output();
+  const CUcontext primary = current_context();
+  SmallKvcacheProblem p(64);  // in the primary context
+  CreatedContext created;
+  CUstream stream = nullptr;  // of the created context
+  FLASHJIT_CU(cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+  FLASHJIT_CU(cuCtxSetCurrent(primary));
+  FLASHJIT_CU(cuMemsetD8(p.out, 0xff, expected.size() * 2));
+  flash_attn_with_kvcache(p.args(stream));
+  EXPECT_EQ(current_context(), primary);
+  FLASHJIT_CU(cuCtxSetCurrent(created.get()));
+  FLASHJIT_CU(cuStreamSynchronize(stream));
+  FLASHJIT_CU(cuStreamDestroy(stream));
+  FLASHJIT_CU(cuCtxSetCurrent(primary));
   EXPECT_EQ(p.output(), expected);
 }
 
