@@ -12,8 +12,9 @@ AttentionProblem varlen_problem(const VarlenArgs& a) {
                            "q_descale / k_descale / v_descale (fp8)");
   checks::not_supported_if(a.score_mod.has_value(), "score_mod");
   FLASHJIT_CHECK(!a.page_table)
-      << "page_table: not supported together with cu_seqlens_k (as in FA3); use "
-         "flash_attn_with_kvcache for a paged cache";
+      << "page_table: expected none with flash_attn_varlen (as in FA3, a paged cache goes to "
+         "flash_attn_with_kvcache), got a tensor of shape "
+      << a.page_table->shape_string();
   checks::rank(a.q, "q", 3, "(total_q, h, d)");
   checks::rank(a.k, "k", 3, "(total_k, h_k, d)");
   checks::rank(a.v, "v", 3, "(total_k, h_k, dv)");

@@ -24,15 +24,7 @@
 #endif
 
 namespace flashjit {
-namespace {
 
-struct MaskSpec {
-  bool causal = false, local = false;
-  int left = flashjit_kernel::kUnbounded, right = flashjit_kernel::kUnbounded;
-};
-
-// Spec section 3.3: sides wider than the static lengths are unbounded; causal is the window
-// (left, 0); what is left is causal, local (window and/or chunk) or nothing.
 MaskSpec normalize_mask(const AttentionProblem& p) {
   int left = p.window_left, right = p.window_right;
   if (left >= p.seqlen_k - 1) left = -1;
@@ -47,6 +39,8 @@ MaskSpec normalize_mask(const AttentionProblem& p) {
   }
   return m;
 }
+
+namespace {
 
 // Calls row(offset, width) for every run of contiguous elements of the view `t` (in elements).
 template <class F>

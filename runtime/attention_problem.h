@@ -76,6 +76,15 @@ void launch_prepared(const AttentionProblem& problem, const PreparedCall& call, 
 // Runs the problem on the device of q. Writes out (and lse).
 void run_attention(const AttentionProblem& problem);
 
+// The mask of a call as its kernel applies it.
+struct MaskSpec {
+  bool causal = false, local = false;
+  int left = flashjit_kernel::kUnbounded, right = flashjit_kernel::kUnbounded;
+};
+// Spec section 3.3: sides wider than the static lengths are unbounded; causal is the window
+// (left, 0); what is left is causal, local (window and/or chunk) or nothing.
+MaskSpec normalize_mask(const AttentionProblem& problem);
+
 // Validation mode: checks index values (monotone cu_seqlens within the tensors, seqused within
 // their sequences, cache_seqlens within capacity, page ids and batch indices in range).
 void validate_index_values(const AttentionProblem& problem);

@@ -7,8 +7,8 @@
 namespace flashjit {
 namespace {
 void fill_shape(Tensor& t, std::initializer_list<int64_t> shape) {
-  FLASHJIT_CHECK(shape.size() <= kMaxTensorRank)
-      << "Tensor: rank at most " << kMaxTensorRank << ", got " << shape.size();
+  FLASHJIT_CHECK(shape.size() <= kMaxTensorRank) << "Tensor: expected a shape of rank at most "
+                                                 << kMaxTensorRank << ", got rank " << shape.size();
   t.rank = static_cast<int>(shape.size());
   int i = 0;
   for (int64_t s : shape) t.shape[i++] = s;

@@ -29,6 +29,7 @@ void check_cu_seqlens(const int32_t* cu, int batch, int64_t total, int max_len, 
 }  // namespace
 
 void validate_index_values(const AttentionProblem& p) {
+  const MaskSpec mask = normalize_mask(p);
   if (p.cu_seqlens_q)
     check_cu_seqlens(p.cu_seqlens_q, p.batch, p.total_q, p.seqlen_q, "cu_seqlens_q",
                      "max_seqlen_q");
@@ -76,8 +77,8 @@ void validate_index_values(const AttentionProblem& p) {
                                 << base;
       int64_t lq = p.seqlen_q;
       if (p.cu_seqlens_q) lq = int64_t{p.cu_seqlens_q[b + 1]} - p.cu_seqlens_q[b];
-      const bool per_row =
-          p.causal || p.window_left >= 0 || p.window_right >= 0 || p.attention_chunk > 0;
+      // Query rows at base + i only where the kernel's (normalized) mask is causal or local.
+      const bool per_row = mask.causal || mask.local;
       const int64_t last = base + std::max<int64_t>({lnew, per_row ? lq : 1, 1}) - 1;
       FLASHJIT_CHECK(base >= 0 && last < p.rotary_cos->size(0))
           << "rotary_cos / rotary_sin: sequence " << b << " uses positions [" << base << ", "

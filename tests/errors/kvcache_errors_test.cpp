@@ -212,6 +212,37 @@ TEST(KvcacheErrors, HeadDimVAbove512) {
       c, bad.args, {"head_dim_v (v.shape[-1]): expected a multiple of 8 in [8, 512], got 520"});
 }
 
+TEST(KvcacheErrors, HeadDimVNotAMultipleOf8) {
+  KvCase c;
+  KvCase bad(KvConfig{.dv = 60});
+  expect_rejected<UsageError>(
+      c, bad.args, {"head_dim_v (v.shape[-1]): expected a multiple of 8 in [8, 512], got 60"});
+}
+
+TEST(KvcacheErrors, PagesOfNoRows) {
+  KvCase c(paged());
+  KvcacheArgs bad = c.args;
+  bad.k_cache.shape[1] = bad.v_cache.shape[1] = 0;
+  expect_rejected<UsageError>(c, bad, {"k_cache: expected page_size (dim 1) >= 1, got 0"});
+}
+
+TEST(KvcacheErrors, CacheOfNoRows) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_batch_idx = c.buf.i32({0, 0});
+  bad.k_cache.shape[0] = bad.v_cache.shape[0] = 0;
+  expect_rejected<UsageError>(c, bad, {"k_cache: expected at least one row, got 0"});
+}
+
+TEST(KvcacheErrors, CacheLeftpadWithoutCacheSeqlens) {
+  KvCase c;
+  KvcacheArgs bad = c.args;
+  bad.cache_seqlens.reset();
+  bad.cache_leftpad = c.buf.i32({0, 0});
+  expect_rejected<UsageError>(
+      c, bad, {"cache_seqlens: expected a tensor since cache_leftpad is given", "got none"});
+}
+
 TEST(KvcacheErrors, KCacheHeadDimDiffersFromQ) {
   KvCase c;
   KvcacheArgs bad = c.args;
@@ -879,6 +910,14 @@ TEST(KvcacheErrors, ValidateCuSeqlensKNewValues) {
   bad.cu_seqlens_k_new = c.buf.i32({0, 1, 4});
   expect_rejected<UsageError>(
       c, bad, {"cu_seqlens_k_new[2]: expected at most 3 (rows of the tensor), got 4"});
+  // A sequence with more new keys than the cache has rows (s_k = 8).
+  bad = c.args;
+  bad.k = c.buf.half({10, 2, 64});
+  bad.v = c.buf.half({10, 2, 64});
+  bad.cu_seqlens_k_new = c.buf.i32({0, 9, 10});
+  expect_rejected<UsageError>(c, bad,
+                              {"cu_seqlens_k_new: expected sequence lengths of at most s_k = 8, "
+                               "got 9 for sequence 0"});
 }
 
 TEST(KvcacheErrors, ValidateCacheLeftpadAboveCacheSeqlens) {

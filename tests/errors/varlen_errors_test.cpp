@@ -315,8 +315,9 @@ TEST(VarlenErrors, PageTableIsRejected) {
   VarlenCase c;
   VarlenArgs bad = c.args;
   bad.page_table = c.buf.i32({0, 1, 2, 3}, {2, 2});
-  expect_rejected<UsageError>(
-      c, bad, {"page_table: not supported together with cu_seqlens_k", "flash_attn_with_kvcache"});
+  expect_rejected<UsageError>(c, bad,
+                              {"page_table: expected none with flash_attn_varlen",
+                               "flash_attn_with_kvcache", "got a tensor of shape (2, 2)"});
 }
 
 // --- scalars -------------------------------------------------------------------------------------

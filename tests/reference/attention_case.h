@@ -34,6 +34,7 @@ struct AttentionCase {
   int attention_chunk = 0;
   double softcap = 0;
   bool sinks = false;
+  DType sinks_dtype = DType::kBFloat16;  // FA3 takes bf16; flashjit also fp16 and fp32
   bool lse = true;
   bool strided = false;  // q/k/v/out as views into larger buffers
   std::optional<bool> pack_gqa{};

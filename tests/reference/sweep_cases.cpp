@@ -242,6 +242,62 @@ std::vector<AttentionCase> level1_cases() {
       c.strided = strided;
       cases.push_back(c);
     }
+  // The same with sinks: the sink changes neither (spec 3.4). No queries at all (total_q == 0):
+  // nothing to write, and no error.
+  for (Api api : {Api::kKvcache, Api::kVarlen}) {
+    AttentionCase c = base(DType::kBFloat16, {64, 64}, {5, 0}, ++n);
+    c.api = api;
+    c.sinks = true;
+    cases.push_back(c);
+    c = base(DType::kBFloat16, {64, 64}, {0, 40}, ++n);
+    c.api = api;
+    cases.push_back(c);
+  }
+  // A window wider than the cache and the queries is no window (spec 3.3), so the queries rotate
+  // at one position (spec 4.1): the tables need only the rows of the cache. Fixed lengths put
+  // cache_seqlens one below the capacity.
+  {
+    AttentionCase c = base(DType::kBFloat16, {64, 64}, {4, 24}, ++n);
+    c.api = Api::kKvcache;
+    c.seqlen_new = 1;
+    c.rotary_fraction = 1;
+    c.window_right = 10;
+    cases.push_back(c);
+  }
+  // More new keys than query rows under a window or a chunk: every new key is written, also those
+  // no query row sees (issue 4; the reference kernel may skip them).
+  for (int variant = 0; variant < 2; ++variant) {
+    AttentionCase c = base(DType::kBFloat16, {64, 64}, {2, 96}, ++n);
+    c.api = Api::kKvcache;
+    c.seqlen_new = 16;
+    c.random_lengths = true;
+    c.rotary_fraction = 0.5;
+    if (variant == 0) {
+      c.window_left = 2;
+      c.window_right = 0;
+    } else {
+      c.page_size = 4;
+      c.causal = true;
+      c.attention_chunk = 4;
+    }
+    cases.push_back(c);
+  }
+  // Sinks with more than 64 query heads (one sink a head, spec 7.5).
+  {
+    AttentionCase c = base(DType::kBFloat16, {64, 64}, {33, 70}, ++n);
+    c.num_heads = 80;
+    c.num_heads_k = 8;
+    c.sinks = true;
+    c.causal = true;
+    cases.push_back(c);
+    for (DType sinks_dtype : {DType::kFloat16, DType::kFloat32}) {  // beyond FA3's bf16
+      c.sinks_dtype = sinks_dtype;
+      c.num_heads = 6;
+      c.num_heads_k = 2;
+      c.seed = ++n;
+      cases.push_back(c);
+    }
+  }
   for (const AttentionCase& c : kvcache_update_cases()) cases.push_back(c);
   return cases;
 }
