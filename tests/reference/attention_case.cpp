@@ -52,6 +52,16 @@ size_t bytes_of(V& v) {
   }
 }
 
+// Whether queries rotate at P0 + i (a causal or local mask after the normalization of spec 3.3:
+// sides wider than the static lengths are unbounded) or all at P0.
+bool queries_rotate_per_row(const AttentionCase& c, int seqlen_k) {
+  int left = c.window_left, right = c.window_right;
+  if (left >= seqlen_k - 1) left = -1;
+  if (right >= c.seqlen_q - 1) right = -1;
+  if (c.causal) right = 0;
+  return left >= 0 || right >= 0 || c.attention_chunk > 0;
+}
+
 }  // namespace
 
 std::string AttentionCase::name() const {
@@ -70,6 +80,7 @@ std::string AttentionCase::name() const {
   if (attention_chunk) s += fmt::format("_chunk{}", attention_chunk);
   if (softcap > 0) s += "_softcap";
   if (sinks) s += "_sinks";
+  if (sinks && sinks_dtype != DType::kBFloat16) s += dtype_name(sinks_dtype);
   if (!lse) s += "_nolse";
   if (strided) s += "_strided";
   if (pack_gqa) s += *pack_gqa ? "_pack" : "_nopack";
@@ -145,8 +156,7 @@ CaseResult run_case(const AttentionCase& c) {
         // Room for the new keys, and rotary positions of the queries inside the tables: from
         // cache_seqlens on, one per query row (causal / local) or one for all.
         const bool rotary = c.rotary_fraction > 0 && !c.rotary_seqlens;
-        const bool rotary_rows = rotary && (c.causal || c.window_left >= 0 || c.window_right >= 0 ||
-                                            c.attention_chunk > 0);
+        const bool rotary_rows = rotary && queries_rotate_per_row(c, seqlen_k);
         const int top =
             seqlen_k - std::max({lnew[i], rotary_rows ? c.seqlen_q : 0, rotary ? 1 : 0});
         klen_alloc[i] = c.random_lengths ? std::uniform_int_distribution<int>(0, top)(rng) : top;
@@ -178,10 +188,10 @@ CaseResult run_case(const AttentionCase& c) {
   in.window_right = c.window_right;
   in.attention_chunk = c.attention_chunk;
   in.softcap = c.softcap;
-  Buffer sinks_buf(DType::kBFloat16, h);
+  Buffer sinks_buf(c.sinks_dtype, h);
   if (c.sinks) {
     for (int i = 0; i < h; ++i) {
-      in.sinks.push_back(round_to(normal(rng), DType::kBFloat16));
+      in.sinks.push_back(round_to(normal(rng), c.sinks_dtype));
       sinks_buf.set(i, in.sinks[i]);
     }
   }
@@ -209,13 +219,22 @@ CaseResult run_case(const AttentionCase& c) {
   // Rows of q past seqused_q (and the padding of strided views) keep the NaN poison: a kernel
   // may compute such rows but must not let them into the rows it writes.
 
-  std::vector<float> lse_buf(static_cast<size_t>(h) * total_q + 1,
+  // The LSE: (h, total_q) with packed queries, else (b, h, s_q); strided cases pad each head's
+  // row of positions. Element [(i,) hh, r] of sequence i's query row r is at lse_at(i, hh, r).
+  const bool lse_packed = c.varlen_q || c.api == Api::kVarlen;
+  const int64_t lse_positions = lse_packed ? total_q : c.seqlen_q;
+  const int64_t lse_head_stride = lse_positions + (c.strided ? 3 : 0);
+  auto lse_at = [&](int i, int hh, int r) -> int64_t {
+    return lse_packed ? hh * lse_head_stride + cu_q[i] + r
+                      : (static_cast<int64_t>(i) * h + hh) * lse_head_stride + r;
+  };
+  std::vector<float> lse_buf(static_cast<size_t>(lse_packed ? h : b * h) * lse_head_stride + 1,
                              std::numeric_limits<float>::quiet_NaN());
 
   // Keys/values layout.
   std::vector<int32_t> page_table, batch_idx(b), cache_seqlens(b);
   int64_t kv_rows = 0;  // rows of the k/v buffers in their first two dims
-  int cache_rows = b, pages_per_seq = 0, num_pages = 0;
+  int cache_rows = b, pages_per_seq = 0, page_table_stride = 0, num_pages = 0;
   if (c.cache_batch_idx) cache_rows = b + 2;
   std::vector<int> row_of(b);
   std::iota(row_of.begin(), row_of.end(), 0);
@@ -235,10 +254,12 @@ CaseResult run_case(const AttentionCase& c) {
     page_perm.resize(num_pages);
     std::iota(page_perm.begin(), page_perm.end(), 0);
     std::shuffle(page_perm.begin(), page_perm.end(), rng);
-    page_table.assign(static_cast<size_t>(cache_rows) * pages_per_seq, 0);
+    // Strided cases pad the rows with page ids no sequence may read.
+    page_table_stride = pages_per_seq + (c.strided ? 2 : 0);
+    page_table.assign(static_cast<size_t>(cache_rows) * page_table_stride, -7);
     for (int r = 0; r < cache_rows; ++r)
       for (int pgi = 0; pgi < pages_per_seq; ++pgi)
-        page_table[r * pages_per_seq + pgi] = page_perm[r * pages_per_seq + pgi];
+        page_table[r * page_table_stride + pgi] = page_perm[r * pages_per_seq + pgi];
     kv_rows = static_cast<int64_t>(num_pages) * c.page_size;
   } else {
     kv_rows = static_cast<int64_t>(cache_rows) * seqlen_k;
@@ -246,7 +267,7 @@ CaseResult run_case(const AttentionCase& c) {
   auto key_row = [&](int i, int j) -> int64_t {
     if (c.api == Api::kVarlen) return cu_k[i] + j;
     if (c.page_size > 0)
-      return static_cast<int64_t>(page_table[row_of[i] * pages_per_seq + j / c.page_size]) *
+      return static_cast<int64_t>(page_table[row_of[i] * page_table_stride + j / c.page_size]) *
                  c.page_size +
              j % c.page_size;
     return static_cast<int64_t>(row_of[i]) * seqlen_k + j;
@@ -377,6 +398,13 @@ CaseResult run_case(const AttentionCase& c) {
     return Tensor::strided(place(buf.data(), buf.bytes.size(), name), dt, {n0, n1, heads, dim},
                            {n1 * v.row_stride, v.row_stride, v.head_stride, 1}, c.device);
   };
+  auto lse_view = [&]() {
+    float* data = static_cast<float*>(place(lse_buf.data(), bytes_of(lse_buf), "softmax_lse"));
+    return lse_packed ? Tensor::strided(data, DType::kFloat32, {h, total_q}, {lse_head_stride, 1},
+                                        c.device)
+                      : Tensor::strided(data, DType::kFloat32, {b, h, c.seqlen_q},
+                                        {h * lse_head_stride, lse_head_stride, 1}, c.device);
+  };
   // The call: plain, or through a plan made from the same arguments (its workspace placed like
   // the other buffers).
   std::vector<uint8_t> workspace;
@@ -406,7 +434,7 @@ CaseResult run_case(const AttentionCase& c) {
     mirrors.make_current();
   };
   Tensor sinks_t = Tensor::contiguous(place(sinks_buf.data(), bytes_of(sinks_buf), "sinks"),
-                                      DType::kBFloat16, {h}, c.device);
+                                      c.sinks_dtype, {h}, c.device);
   if (c.api == Api::kVarlen) {
     VarlenArgs a;
     a.q = view3(qbuf, qv, total_q, h, d, "q");
@@ -433,9 +461,7 @@ CaseResult run_case(const AttentionCase& c) {
     a.pack_gqa = c.pack_gqa;
     if (c.sinks) a.sinks = sinks_t;
     a.return_softmax_lse = c.lse;
-    if (c.lse)
-      a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf), "softmax_lse"),
-                                         DType::kFloat32, {h, total_q}, c.device);
+    if (c.lse) a.softmax_lse = lse_view();
     if (c.num_splits) a.num_splits = *c.num_splits;
     a.options.validate = true;
     if (c.mutate_varlen) c.mutate_varlen(a);
@@ -448,22 +474,18 @@ CaseResult run_case(const AttentionCase& c) {
       a.cu_seqlens_q = Tensor::contiguous(place(cu_q.data(), bytes_of(cu_q), "cu_seqlens_q"),
                                           DType::kInt32, {b + 1}, c.device);
       a.max_seqlen_q = c.seqlen_q;
-      if (c.lse)
-        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf), "softmax_lse"),
-                                           DType::kFloat32, {h, total_q}, c.device);
+      if (c.lse) a.softmax_lse = lse_view();
     } else {
       a.q = view4(qbuf, qv, b, c.seqlen_q, h, d, "q");
       a.out = view4(obuf, ov, b, c.seqlen_q, h, dv, "out");
-      if (c.lse)
-        a.softmax_lse = Tensor::contiguous(place(lse_buf.data(), bytes_of(lse_buf), "softmax_lse"),
-                                           DType::kFloat32, {b, h, c.seqlen_q}, c.device);
+      if (c.lse) a.softmax_lse = lse_view();
     }
     if (c.page_size > 0) {
       a.k_cache = view4(kbuf, kview, num_pages, c.page_size, hk, d, "k_cache");
       a.v_cache = view4(vbuf, vview, num_pages, c.page_size, hk, dv, "v_cache");
-      a.page_table =
-          Tensor::contiguous(place(page_table.data(), bytes_of(page_table), "page_table"),
-                             DType::kInt32, {cache_rows, pages_per_seq}, c.device);
+      a.page_table = Tensor::strided(place(page_table.data(), bytes_of(page_table), "page_table"),
+                                     DType::kInt32, {cache_rows, pages_per_seq},
+                                     {page_table_stride, 1}, c.device);
     } else {
       a.k_cache = view4(kbuf, kview, cache_rows, seqlen_k, hk, d, "k_cache");
       a.v_cache = view4(vbuf, vview, cache_rows, seqlen_k, hk, dv, "v_cache");
@@ -550,9 +572,7 @@ CaseResult run_case(const AttentionCase& c) {
         for (int hh = 0; hh < h; ++hh) {
           for (int e = 0; e < dv; ++e)
             out_valid[(cu_q[i] + r) * ov.row_stride + hh * ov.head_stride + e] = 1;
-          lse_valid[c.varlen_q || c.api == Api::kVarlen
-                        ? static_cast<int64_t>(hh) * total_q + cu_q[i] + r
-                        : (static_cast<int64_t>(i) * h + hh) * c.seqlen_q + r] = 1;
+          lse_valid[lse_at(i, hh, r)] = 1;
         }
     const int es = dtype_size(dt);
     for (size_t e = 0; e < out_valid.size(); ++e)
@@ -604,11 +624,7 @@ CaseResult run_case(const AttentionCase& c) {
   // Queries rotate at position P0 + i for causal / local calls (after the mask normalization of
   // spec 3.3), at P0 otherwise.
   if (rotary_dim > 0) {
-    int left = c.window_left, right = c.window_right;
-    if (left >= seqlen_k - 1) left = -1;
-    if (right >= c.seqlen_q - 1) right = -1;
-    if (c.causal) right = 0;
-    const bool per_row = left >= 0 || right >= 0 || c.attention_chunk > 0;
+    const bool per_row = queries_rotate_per_row(c, seqlen_k);
     std::vector<double> rot(d);
     for (int i = 0; i < b; ++i)
       for (int r = 0; r < in.lq[i]; ++r)
@@ -644,10 +660,8 @@ CaseResult run_case(const AttentionCase& c) {
           noise = std::max(noise, std::abs(round_to(want + 0.3, dt) - 0.3 - want));
         }
         if (!c.lse) continue;
-        const int64_t at = c.varlen_q || c.api == Api::kVarlen
-                               ? static_cast<int64_t>(hh) * total_q + cu_q[i] + r
-                               : (static_cast<int64_t>(i) * h + hh) * c.seqlen_q + r;
-        const double got = lse_buf[at], want = ref.lse[i][static_cast<size_t>(hh) * in.lq[i] + r];
+        const double got = lse_buf[lse_at(i, hh, r)],
+                     want = ref.lse[i][static_cast<size_t>(hh) * in.lq[i] + r];
         res.lse_out.push_back(got);
         if (std::isinf(want) || std::isinf(got) || std::isnan(got)) {
           if (!(got == want)) ++res.lse_mismatch;
