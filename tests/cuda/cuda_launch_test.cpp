@@ -138,7 +138,13 @@ TEST_F(CudaLaunch, UsageErrors) {
   expect_error<UsageError>(host_q, {"q", "device memory"});
   KvcacheArgs misaligned = p.args(stream_);
   misaligned.q.data = reinterpret_cast<char*>(misaligned.q.data) + 2;
-  expect_error<UsageError>(misaligned, {"q", "aligned to 16 bytes"});
+  expect_error<UsageError>(misaligned,
+                           {"q: expected a data pointer aligned to 16 bytes", "got 0x"});
+  KvcacheArgs odd_stride = p.args(stream_);
+  odd_stride.q.strides[2] = 66;  // heads 66 elements apart: rows of q not 16-byte aligned
+  expect_error<UsageError>(odd_stride, {"q: expected strides (other than the last) that are "
+                                        "multiples of 8 elements",
+                                        "got stride 66 in dim 2"});
   KvcacheArgs fp32 = p.args(stream_);
   fp32.q.dtype = fp32.k_cache.dtype = fp32.v_cache.dtype = fp32.out.dtype = DType::kFloat32;
   expect_error<UsageError>(fp32, {"dtype_q", "fp16 or bf16 on the CUDA backend", "fp32"});

@@ -337,7 +337,8 @@ TEST(KvcacheErrors, CuSeqlensQNotContiguous) {
   KvCase c(varlen_q());
   KvcacheArgs bad = c.args;
   bad.cu_seqlens_q = strided_i32(c.buf, {0, 2, 5});
-  expect_rejected<UsageError>(c, bad, {"cu_seqlens_q: expected a contiguous tensor"});
+  expect_rejected<UsageError>(
+      c, bad, {"cu_seqlens_q: expected a contiguous tensor, got strides (2) for shape (3,)"});
 }
 
 TEST(KvcacheErrors, CuSeqlensQWrongRank) {
@@ -473,7 +474,8 @@ TEST(KvcacheErrors, SinksNotContiguous) {
   KvcacheArgs bad = c.args;
   const Tensor sinks = c.buf.f32({8});
   bad.sinks = Tensor::strided(sinks.data, DType::kFloat32, {4}, {2});
-  expect_rejected<UsageError>(c, bad, {"sinks: expected a contiguous tensor"});
+  expect_rejected<UsageError>(
+      c, bad, {"sinks: expected a contiguous tensor, got strides (2) for shape (4,)"});
 }
 
 // --- parameters not supported yet ----------------------------------------------------------------
@@ -703,7 +705,8 @@ TEST(KvcacheErrors, CuSeqlensKNewWrongShapeOrDtype) {
   expect_rejected<UsageError>(c, bad, {"cu_seqlens_k_new: expected dtype int32, got int64"});
   bad = c.args;
   bad.cu_seqlens_k_new = strided_i32(c.buf, {0, 1, 3});
-  expect_rejected<UsageError>(c, bad, {"cu_seqlens_k_new: expected a contiguous tensor"});
+  expect_rejected<UsageError>(
+      c, bad, {"cu_seqlens_k_new: expected a contiguous tensor, got strides (2) for shape (3,)"});
 }
 
 TEST(KvcacheErrors, KRank4WithCuSeqlensKNew) {
@@ -806,7 +809,8 @@ TEST(KvcacheErrors, RotaryTablesNotContiguous) {
   AppendCase c(KvConfig{}, /*rotary=*/true);
   KvcacheArgs bad = c.args;
   bad.rotary_sin = doubled_strides(*c.args.rotary_sin);
-  expect_rejected<UsageError>(c, bad, {"rotary_sin: expected a contiguous tensor"});
+  expect_rejected<UsageError>(c, bad,
+                              {"rotary_sin: expected a contiguous tensor", "got strides ("});
   bad = c.args;
   bad.rotary_cos->device = kCuda;
   expect_rejected<UsageError>(c, bad, {"rotary_cos: expected device cpu", "got cuda:0"});
@@ -857,7 +861,8 @@ TEST(KvcacheErrors, CacheLeftpadWrongShapeOrDtype) {
   expect_rejected<UsageError>(c, bad, {"cache_leftpad: expected dtype int32, got int64"});
   bad = c.args;
   bad.cache_leftpad = strided_i32(c.buf, {0, 0});
-  expect_rejected<UsageError>(c, bad, {"cache_leftpad: expected a contiguous tensor"});
+  expect_rejected<UsageError>(
+      c, bad, {"cache_leftpad: expected a contiguous tensor, got strides (2) for shape (2,)"});
   bad = c.args;
   bad.cache_leftpad = c.buf.i32({0, 0});
   bad.cache_leftpad->device = kCuda;

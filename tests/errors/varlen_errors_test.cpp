@@ -263,10 +263,12 @@ TEST(VarlenErrors, CuSeqlensNotContiguous) {
   VarlenCase c;
   VarlenArgs bad = c.args;
   bad.cu_seqlens_k = strided_i32(c.buf, {0, 4, 9});
-  expect_rejected<UsageError>(c, bad, {"cu_seqlens_k: expected a contiguous tensor"});
+  expect_rejected<UsageError>(
+      c, bad, {"cu_seqlens_k: expected a contiguous tensor, got strides (2) for shape (3,)"});
   bad = c.args;
   bad.cu_seqlens_q = strided_i32(c.buf, {0, 2, 5});
-  expect_rejected<UsageError>(c, bad, {"cu_seqlens_q: expected a contiguous tensor"});
+  expect_rejected<UsageError>(
+      c, bad, {"cu_seqlens_q: expected a contiguous tensor, got strides (2) for shape (3,)"});
 }
 
 TEST(VarlenErrors, CuSeqlensKWrongLength) {
@@ -370,7 +372,8 @@ TEST(VarlenErrors, BadSinks) {
   bad = c.args;
   const Tensor sinks = c.buf.f32({8});
   bad.sinks = Tensor::strided(sinks.data, DType::kFloat32, {4}, {2});
-  expect_rejected<UsageError>(c, bad, {"sinks: expected a contiguous tensor"});
+  expect_rejected<UsageError>(
+      c, bad, {"sinks: expected a contiguous tensor, got strides (2) for shape (4,)"});
   bad = c.args;
   bad.sinks = c.buf.f32({4});
   bad.sinks->device = kCuda;
