@@ -92,6 +92,7 @@ std::string AttentionCase::name() const {
   if (leftpad) s += "_leftpad";
   if (num_splits) s += fmt::format("_splits{}", *num_splits);
   if (planned) s += "_plan";
+  if (sm_margin) s += fmt::format("_margin{}", sm_margin);
   if (context_device >= 0) s += "_ctx" + std::to_string(context_device);
   if (guard == GuardSide::kBefore) s += "_guardbefore";
   if (guard == GuardSide::kNone) s += "_noguard";
@@ -463,6 +464,7 @@ CaseResult run_case(const AttentionCase& c) {
     a.return_softmax_lse = c.lse;
     if (c.lse) a.softmax_lse = lse_view();
     if (c.num_splits) a.num_splits = *c.num_splits;
+    a.sm_margin = c.sm_margin;
     a.options.validate = true;
     if (c.mutate_varlen) c.mutate_varlen(a);
     call(a);
@@ -525,6 +527,7 @@ CaseResult run_case(const AttentionCase& c) {
       a.cache_leftpad = Tensor::contiguous(
           place(leftpad.data(), bytes_of(leftpad), "cache_leftpad"), DType::kInt32, {b}, c.device);
     if (c.num_splits) a.num_splits = *c.num_splits;
+    a.sm_margin = c.sm_margin;
     a.softmax_scale = c.softmax_scale;
     a.causal = c.causal;
     a.window_size = {c.window_left, c.window_right};

@@ -48,6 +48,7 @@ struct AttentionCase {
   bool rotary_seqlens = false;  // positions from rotary_seqlens (random) instead of cache_seqlens
   bool leftpad = false;         // cache_leftpad in [0, cache_seqlens]
   std::optional<int> num_splits{};      // unset: the API's default
+  int sm_margin = 0;                    // CUDA: SMs the split heuristic leaves to others
   GuardSide guard = GuardSide::kAfter;  // CPU: every buffer the call sees abuts a guard page
   bool planned = false;                 // through an AttentionPlan made from the arguments
   int context_device = -1;  // CUDA: the device whose context is current at the call (-1: own)

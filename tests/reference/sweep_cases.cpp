@@ -298,6 +298,18 @@ std::vector<AttentionCase> level1_cases() {
       cases.push_back(c);
     }
   }
+  // The split heuristic with SMs left to others (sm_margin, CUDA): fewer units, other splits.
+  {
+    AttentionCase c = base(DType::kBFloat16, {128, 128}, {1, 2000}, ++n);
+    c.api = Api::kKvcache;
+    c.batch = 1;
+    c.num_heads = 8;
+    c.cache_seqlens = true;
+    c.random_lengths = true;
+    c.num_splits = 0;
+    c.sm_margin = 100;
+    cases.push_back(c);
+  }
   for (const AttentionCase& c : kvcache_update_cases()) cases.push_back(c);
   return cases;
 }
