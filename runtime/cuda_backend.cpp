@@ -94,10 +94,13 @@ CudaKernel build(const KernelKey& key, CUstream stream) {
   // build's toolkit, which needs no libnvrtc: a cache hit (a precompiled kernel) loads none (a
   // 5-40 ms dlopen; a deployment may not ship it). Only on a miss is NVRTC loaded; where its
   // version differs, its own entry is the one looked up or built.
-  std::optional<ObtainedBinary> binary =
-      find_binary(key, subdir, cuda_kernel_digest(key, source, nvrtc_build_identity()));
+  const std::string built_with = nvrtc_build_identity();
+  const std::string digest = cuda_kernel_digest(key, source, built_with);
+  std::optional<ObtainedBinary> binary = find_binary(key, subdir, digest);
   if (!binary) {
-    binary = obtain_binary(key, subdir, cuda_kernel_digest(key, source, nvrtc_identity()),
+    const std::string loaded = nvrtc_identity();
+    binary = obtain_binary(key, subdir,
+                           loaded == built_with ? digest : cuda_kernel_digest(key, source, loaded),
                            [&] { return compile_kernel(key, source, stream); });
   }
   CudaKernel k;
