@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "flashjit/error.h"
 #if FLASHJIT_HAVE_CUDA
@@ -27,10 +28,20 @@ bool cuda_device_available() { return cuda_device_count() > 0; }
 
 void make_cuda_device_current(int index) {
 #if FLASHJIT_HAVE_CUDA
-  CUdevice dev;
-  FLASHJIT_CU(cuDeviceGet(&dev, index));
-  CUcontext ctx;  // retained once per call; the tests never release primary contexts
-  FLASHJIT_CU(cuDevicePrimaryCtxRetain(&ctx, dev));
+  // Each device's primary context is retained once and kept (every mirror call comes here).
+  static std::mutex mutex;
+  static std::map<int, CUcontext> contexts;
+  CUcontext ctx = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    CUcontext& retained = contexts[index];
+    if (!retained) {
+      CUdevice dev;
+      FLASHJIT_CU(cuDeviceGet(&dev, index));
+      FLASHJIT_CU(cuDevicePrimaryCtxRetain(&retained, dev));
+    }
+    ctx = retained;
+  }
   FLASHJIT_CU(cuCtxSetCurrent(ctx));
 #else
   FLASHJIT_ICHECK(false) << "this build has no CUDA backend (device " << index << ")";
