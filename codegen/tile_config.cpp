@@ -1,6 +1,7 @@
 // Default CPU tile sizes, sized for 48 KiB L1d / 2 MiB L2 per core (Sapphire Rapids).
 #include "codegen/tile_config.h"
 
+#include "codegen/cuda_arch.h"
 #include "codegen/generate_source.h"
 
 #include <fmt/format.h>
@@ -68,18 +69,20 @@ TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem) {
 
 int cuda_smem_limit(const std::string& arch) {
   // Per-block opt-in maxima (CUDA programming guide, compute capabilities table).
-  if (arch.rfind("sm_80", 0) == 0 || arch.rfind("sm_87", 0) == 0) return 163 * 1024;
-  if (arch.rfind("sm_86", 0) == 0 || arch.rfind("sm_89", 0) == 0) return 99 * 1024;
-  if (arch.rfind("sm_90", 0) == 0) return 227 * 1024;
+  const int cc = cuda_arch_cc(arch);
+  if (cc == 80 || cc == 87) return 163 * 1024;
+  if (cc == 86 || cc == 89) return 99 * 1024;
+  if (cc == 90) return 227 * 1024;
   return 48 * 1024;
 }
 
 int cuda_ctas_per_sm(const std::string& arch, int smem_bytes, int threads) {
   // Shared memory an SM has for CTAs (1 KiB of it reserved per CTA), per the CUDA programming
   // guide's compute capability table.
+  const int cc = cuda_arch_cc(arch);
   int sm_smem = 100 * 1024;
-  if (arch.rfind("sm_80", 0) == 0 || arch.rfind("sm_87", 0) == 0) sm_smem = 164 * 1024;
-  if (arch.rfind("sm_90", 0) == 0) sm_smem = 228 * 1024;
+  if (cc == 80 || cc == 87) sm_smem = 164 * 1024;
+  if (cc == 90) sm_smem = 228 * 1024;
   const int by_smem = sm_smem / (std::max(smem_bytes, 0) + 1024);
   const int by_regs = 65536 / (std::max(threads, 32) * 256);  // 255 registers round up to 256
   return std::clamp(std::min(by_smem, by_regs), 1, 32);
@@ -152,7 +155,7 @@ TileConfig default_cuda_tiles(const KernelKey& key, const TileProblem& problem) 
   } else {
     t.block_m = rows <= 64 ? 64 : 128;
     // NOTE: sm_80's ptxas spills 36 bytes at d 64 with 128 keys; sm_90's does not.
-    const bool sm90 = key.target.cpu.rfind("sm_90", 0) == 0;
+    const bool sm90 = cuda_arch_cc(key.target.cpu) == 90;
     t.block_n = t.block_m == 128 && d <= 64 && sm90 ? 128 : 64;
     // NOTE: split-KV d128 keys spill 4 bytes at 128 x 64 (ptxas, sm_90a): 32 keys there.
     if (t.block_m == 128 && key.split_kv && d > 96 && d <= 128) t.block_n = 32;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cache/disk_cache.h"
+#include "codegen/cuda_arch.h"
 
 namespace flashjit {
 namespace {
@@ -91,6 +92,13 @@ JitConfig parse_config(const EnvLookup& getenv, std::vector<std::string>& warnin
     }
   }
   c.cuda_causal_section = env.integer("FLASHJIT_CUDA_CAUSAL_SECTION", 0);
+  if (const char* a = getenv("FLASHJIT_CUDA_ARCH"); a && *a) {
+    if (parse_cuda_arch(a))
+      c.cuda_arch = a;
+    else
+      env.warn("FLASHJIT_CUDA_ARCH", a, "sm_XY, sm_XYa, compute_XY or compute_XYa",
+               "the device's arch");
+  }
   if (const char* o = getenv("FLASHJIT_NVRTC_OPTIONS")) {
     std::istringstream words(o);
     for (std::string w; words >> w;) c.nvrtc_options.push_back(w);

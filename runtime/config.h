@@ -23,6 +23,11 @@ struct JitConfig {
   // FLASHJIT_CUDA_CAUSAL_SECTION=n: (sequence, head group) slots per section of a causal CUDA
   // grid's longest-first order instead of about a wave of tiles (for tuning experiments; 0 = off).
   int cuda_causal_section = 0;
+  // FLASHJIT_CUDA_ARCH=compute_80 (or sm_XY, compute_XY[a]): the arch CUDA kernels are built for
+  // instead of the device's own; a compute_ arch builds PTX that the driver compiles on load. It
+  // runs the code of older GPUs on a newer one, or kernels on a GPU newer than this toolkit knows.
+  // An arch whose kernels cannot run on the device fails each CUDA call, naming both.
+  std::string cuda_arch;
   // FLASHJIT_NVRTC_OPTIONS="opt ...": NVRTC options appended to flashjit's own, split at
   // whitespace (compile-time experiments such as --ptxas-options=-O1). They are part of the cache
   // digest, so kernels built with and without them never share an entry.

@@ -25,6 +25,7 @@ namespace flashjit::cuda {
   X(cuCtxPopCurrent, "cuCtxPopCurrent_v2")                \
   X(cuCtxSynchronize, "cuCtxSynchronize")                 \
   X(cuModuleLoadData, "cuModuleLoadData")                 \
+  X(cuModuleLoadDataEx, "cuModuleLoadDataEx")             \
   X(cuModuleUnload, "cuModuleUnload")                     \
   X(cuModuleGetFunction, "cuModuleGetFunction")           \
   X(cuFuncSetAttribute, "cuFuncSetAttribute")             \
@@ -75,6 +76,8 @@ namespace flashjit::cuda {
   X(nvrtcGetProgramLog, "nvrtcGetProgramLog")         \
   X(nvrtcGetCUBINSize, "nvrtcGetCUBINSize")           \
   X(nvrtcGetCUBIN, "nvrtcGetCUBIN")                   \
+  X(nvrtcGetPTXSize, "nvrtcGetPTXSize")               \
+  X(nvrtcGetPTX, "nvrtcGetPTX")                       \
   X(nvrtcDestroyProgram, "nvrtcDestroyProgram")
 
 #define FLASHJIT_DECLARE_POINTER(name, symbol) decltype(&::name) name = nullptr;

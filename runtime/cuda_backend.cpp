@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 
+#include "codegen/cuda_arch.h"
 #include "codegen/generate_source.h"
 #include "flashjit/error.h"
 #include "runtime/config.h"
@@ -38,7 +39,7 @@ struct Module {
 };
 
 struct CudaKernel {
-  std::string cubin;
+  std::string binary;  // a cubin, or PTX for a compute_ arch
   std::string name;
   CudaLaunchShape shape;
   std::shared_ptr<std::mutex> mutex = std::make_shared<std::mutex>();
@@ -72,15 +73,15 @@ CompiledBinary compile_kernel(const KernelKey& key, const std::string& source, C
       << "kernel " << key.name()
       << " must be compiled, but its stream is being captured into a CUDA graph; run "
          "the call once before capturing, or precompile it";
-  Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
+  CudaBinary built = compile_cuda_binary(source, key.target.cpu, key.name());
   CompiledBinary out;
-  out.bytes = std::move(cubin.bytes);
-  out.compile_ms = cubin.compile_ms;
+  out.bytes = std::move(built.bytes);
+  out.compile_ms = built.compile_ms;
   out.meta = {{"generator_version", kGeneratorVersion},
               {"compiler", nvrtc_identity()},
               {"options", nvrtc_options(key.target.cpu)},
-              {"registers", cubin.usage.registers},
-              {"spill_store_bytes", cubin.usage.spill_store_bytes}};
+              {"registers", built.usage.registers},
+              {"spill_store_bytes", built.usage.spill_store_bytes}};
   return out;
 }
 
@@ -104,7 +105,7 @@ CudaKernel build(const KernelKey& key, CUstream stream) {
                            [&] { return compile_kernel(key, source, stream); });
   }
   CudaKernel k;
-  k.cubin = std::move(binary->bytes);
+  k.binary = std::move(binary->bytes);
   k.name = key.name();
   k.shape = cuda_launch_shape(key);
   if (binary->from_disk) {
@@ -113,6 +114,24 @@ CudaKernel build(const KernelKey& key, CUstream stream) {
             .count());
   }
   return k;
+}
+
+// Loads a cubin, or PTX that the driver compiles for this device; a failure carries the driver's
+// log (for PTX, what its compiler refused) and the key.
+CUmodule load_module(const std::string& bytes, const KernelKey& key) {
+  const cuda::DriverApi& d = cuda::require_driver();
+  char log[4096] = {};
+  CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void* values[] = {log, reinterpret_cast<void*>(sizeof(log))};
+  CUmodule module = nullptr;
+  const CUresult r = d.cuModuleLoadDataEx(&module, bytes.data(), 2, options, values);
+  if (r != CUDA_SUCCESS) {
+    const char* name = nullptr;
+    d.cuGetErrorName(r, &name);
+    throw Error(fmt::format("flashjit: loading kernel {} ({}) failed: {}{}{}", key.name(),
+                            key.target.cpu, name ? name : "unknown error", *log ? "\n" : "", log));
+  }
+  return module;
 }
 
 const Module& module_for_context(const CudaKernel& k, const KernelKey& key) {
@@ -124,7 +143,7 @@ const Module& module_for_context(const CudaKernel& k, const KernelKey& key) {
   std::unique_ptr<Module>& m = (*k.modules)[ctx];
   if (!m) {
     auto loaded = std::make_unique<Module>();
-    cuda::check(d.cuModuleLoadData(&loaded->module, k.cubin.data()), "cuModuleLoadData");
+    loaded->module = load_module(k.binary, key);
     const char* entry = key.op == KernelOp::kMergeStates ? kCudaEntryMerge : kCudaEntryFwd;
     cuda::check(d.cuModuleGetFunction(&loaded->function, loaded->module, entry),
                 "cuModuleGetFunction");
@@ -150,7 +169,8 @@ namespace {
 // key's target) and split-KV the SM count, and neither can change. A pre-Ampere device throws
 // (and is not cached, so every call reports it).
 struct DeviceInfo {
-  std::string arch;
+  std::string arch;             // the device's own, or FLASHJIT_CUDA_ARCH's
+  std::string arch_unrunnable;  // why FLASHJIT_CUDA_ARCH's kernels cannot run here, "" if they can
   int sms = 0;
   int64_t l2_bytes = 0;
 };
@@ -179,12 +199,22 @@ const DeviceInfo& device_info(int device) {
   DeviceInfo info;
   info.l2_bytes = l2;
   info.arch = fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
+  if (const std::string& wanted = jit_config().cuda_arch; !wanted.empty()) {
+    info.arch_unrunnable = cuda_arch_unrunnable(wanted, major, minor);
+    if (info.arch_unrunnable.empty()) info.arch = wanted;
+  }
   info.sms = sms;
   return infos[device] = info;
 }
 }  // namespace
 
-std::string cuda_arch(int device) { return device_info(device).arch; }
+std::string cuda_arch(int device) {
+  const DeviceInfo& info = device_info(device);
+  FLASHJIT_CHECK(info.arch_unrunnable.empty())
+      << "FLASHJIT_CUDA_ARCH: expected an arch whose kernels run on cuda:" << device << " ("
+      << info.arch << "), got " << jit_config().cuda_arch << ": " << info.arch_unrunnable;
+  return info.arch;
+}
 
 int cuda_sm_count(int device) { return device_info(device).sms; }
 
@@ -240,7 +270,7 @@ void launch_entry(const KernelKey& key, CUfunction f, const char* entry, CudaGri
   config.sharedMemBytes = smem;
   config.hStream = stream;
   config.attrs = &attr;
-  config.numAttrs = programmatic && key.target.cpu.rfind("sm_9", 0) == 0 ? 1 : 0;
+  config.numAttrs = programmatic && cuda_arch_cc(key.target.cpu) >= 90 ? 1 : 0;
   const CUresult r = cuda::require_driver().cuLaunchKernelEx(&config, f, args, nullptr);
   if (r != CUDA_SUCCESS) {
     const char* name = nullptr;

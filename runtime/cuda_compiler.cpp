@@ -5,6 +5,7 @@
 #include <chrono>
 #include <regex>
 
+#include "codegen/cuda_arch.h"
 #include "flashjit/error.h"
 #include "runtime/config.h"
 #include "runtime/cuda_api.h"
@@ -61,8 +62,8 @@ std::vector<std::string> nvrtc_options(const std::string& arch) {
   return options;
 }
 
-Cubin compile_cubin(const std::string& source, const std::string& arch,
-                    const std::string& key_name) {
+CudaBinary compile_cuda_binary(const std::string& source, const std::string& arch,
+                               const std::string& key_name) {
   std::string why;
   const cuda::NvrtcApi* api = cuda::nvrtc(&why);
   if (!api) FLASHJIT_NOT_SUPPORTED() << "compiling CUDA kernels: " << why;
@@ -89,7 +90,7 @@ Cubin compile_cubin(const std::string& source, const std::string& arch,
       api->nvrtcCompileProgram(program, static_cast<int>(argv.size()), argv.data());
   size_t log_size = 0;
   api->nvrtcGetProgramLogSize(program, &log_size);
-  Cubin out;
+  CudaBinary out;
   out.log.resize(log_size);
   if (log_size) api->nvrtcGetProgramLog(program, out.log.data());
   while (!out.log.empty() && out.log.back() == '\0') out.log.pop_back();
@@ -97,9 +98,16 @@ Cubin compile_cubin(const std::string& source, const std::string& arch,
     throw CompileError(key_name, std::string(api->nvrtcGetErrorString(result)) + "\n" + out.log);
   }
   size_t size = 0;
-  cuda::check(api->nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize");
-  out.bytes.resize(size);
-  cuda::check(api->nvrtcGetCUBIN(program, out.bytes.data()), "nvrtcGetCUBIN");
+  if (parse_cuda_arch(arch).value_or(CudaArch{}).ptx) {
+    // PTX text with its terminating NUL, which the driver's loader expects.
+    cuda::check(api->nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize");
+    out.bytes.resize(size);
+    cuda::check(api->nvrtcGetPTX(program, out.bytes.data()), "nvrtcGetPTX");
+  } else {
+    cuda::check(api->nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize");
+    out.bytes.resize(size);
+    cuda::check(api->nvrtcGetCUBIN(program, out.bytes.data()), "nvrtcGetCUBIN");
+  }
   out.usage = parse_ptxas_info(out.log);
   out.compile_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -1,5 +1,5 @@
-// In-process CUDA C++ -> cubin with NVRTC for one exact arch. Sources see only the embedded
-// templates (passed to NVRTC as in-memory headers): no CUDA or CCCL headers are parsed.
+// In-process CUDA C++ -> cubin (or PTX) with NVRTC for one exact arch. Sources see only the
+// embedded templates (passed to NVRTC as in-memory headers): no CUDA or CCCL headers are parsed.
 #pragma once
 
 #include <string>
@@ -16,8 +16,9 @@ struct CudaResourceUsage {
 };
 CudaResourceUsage parse_ptxas_info(const std::string& log);
 
-struct Cubin {
-  std::string bytes;
+struct CudaBinary {
+  std::string bytes;  // a cubin; for a compute_ arch, PTX text ending in its NUL
+
   std::string log;
   CudaResourceUsage usage;
   double compile_ms = 0;
@@ -32,9 +33,9 @@ std::string nvrtc_build_identity();
 // The options every kernel is compiled with for `arch` ("sm_90a").
 std::vector<std::string> nvrtc_options(const std::string& arch);
 
-// Compiles `source` to a cubin. Throws CompileError with NVRTC's log and `key_name`, or
-// NotSupportedError when NVRTC cannot be loaded.
-Cubin compile_cubin(const std::string& source, const std::string& arch,
-                    const std::string& key_name);
+// Compiles `source` for `arch`: a cubin, or PTX for a compute_ arch. Throws CompileError with
+// NVRTC's log and `key_name`, or NotSupportedError when NVRTC cannot be loaded.
+CudaBinary compile_cuda_binary(const std::string& source, const std::string& arch,
+                               const std::string& key_name);
 
 }  // namespace flashjit

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the device machine (see docs/DEVICE.md), from the repository root, with .device carried:
 # the CUDA test suite, once more under compute-sanitizer memcheck and racecheck (subsets), and the
-# bench. Usage: scripts/device_run.sh [tests|memcheck|racecheck|bench|all] ...   Logs go to $OUT.
+# bench. Usage: scripts/device_run.sh [tests|archs|memcheck|racecheck|bench|all] ...
+# Logs go to $OUT.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/${DEVICE_BUILD:-.device/build}"  # DEVICE_BUILD: another bundle
@@ -12,28 +13,40 @@ what="${1:-all}"
 shift || true
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 status=0
-if [ "$what" = tests ] || [ "$what" = all ]; then
-  # TEST_SHARDS processes (GoogleTest sharding) share the GPU and the kernel cache: most of the
-  # suite's time is NVRTC on the host CPU, which one process leaves mostly idle.
-  shards="${TEST_SHARDS:-8}"
-  pids=()
+# The CUDA suite in TEST_SHARDS processes (GoogleTest sharding) that share the GPU and the kernel
+# cache: most of the suite's time is NVRTC on the host CPU, which one process leaves mostly idle.
+# $1: a prefix for its logs; the rest: arguments to the suite.
+run_suite() {
+  local prefix="$1"
+  shift
+  local shards="${TEST_SHARDS:-8}" pids=() i
   for ((i = 0; i < shards; ++i)); do
     GTEST_TOTAL_SHARDS="$shards" GTEST_SHARD_INDEX="$i" "$build/tests/cuda/flashjit_cuda_tests" \
-      --gtest_output="json:$out/cuda_tests_$i.json" "$@" >"$out/cuda_tests_$i.log" 2>&1 &
+      --gtest_output="json:$out/${prefix}_$i.json" "$@" >"$out/${prefix}_$i.log" 2>&1 &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-  cat "$out"/cuda_tests_*.log >"$out/cuda_tests.log"
-  grep -hE "^\[  FAILED  \] [^0-9]|SKIPPED \]" "$out"/cuda_tests_*.log | sort -u | tail -40
+  cat "$out/${prefix}"_[0-9]*.log >"$out/${prefix}.log"
+  grep -hE "^\[  FAILED  \] [^0-9]|SKIPPED \]" "$out/${prefix}"_[0-9]*.log | sort -u | tail -40
   awk '/^\[==========\] [0-9]+ tests? from .* ran\./ {ran += $2} /^\[  PASSED  \]/ {passed += $4} /^\[  FAILED  \] [0-9]/ {failed += $4}
-       END {printf "cuda_tests: %d ran in %d shards, %d passed, %d failed\n", ran, n, passed, failed}' \
-    n="$shards" "$out"/cuda_tests_*.log
+       END {printf "%s: %d ran in %d shards, %d passed, %d failed\n", p, ran, n, passed, failed}' \
+    p="$prefix" n="$shards" "$out/${prefix}"_[0-9]*.log
+}
+if [ "$what" = tests ] || [ "$what" = all ]; then
+  run_suite cuda_tests "$@"
   # Programs with their own main (each on an empty kernel cache).
   for program in launch concurrency; do
     [ -x "$build/tests/cuda/flashjit_cuda_${program}_tests" ] || continue  # older bundles
     "$build/tests/cuda/flashjit_cuda_${program}_tests" >"$out/cuda_${program}_tests.log" 2>&1 ||
       status=1
     grep -E "PASSED|FAILED|SKIPPED|Failure" "$out/cuda_${program}_tests.log" | tail -10
+  done
+fi
+# The suite once per arch of ARCHS (FLASHJIT_CUDA_ARCH): PTX of older GPUs' code paths (sm_80's
+# shared-memory tiles and P stores, sm_86's 99 KiB tiles), compiled by the driver for this GPU.
+if [ "$what" = archs ]; then
+  for arch in ${ARCHS:-compute_80 compute_86}; do
+    FLASHJIT_CUDA_ARCH="$arch" run_suite "cuda_tests_$arch" "$@"
   done
 fi
 if [ "$what" = memcheck ] || [ "$what" = all ]; then

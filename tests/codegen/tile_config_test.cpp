@@ -142,7 +142,7 @@ namespace {
 // CUDA tiles always fit the arch's shared memory, keep 16 rows per m-tile, and decode-shaped
 // calls get one row warp with key warps.
 TEST(DefaultCudaTiles, FitSharedMemoryAndShapeRules) {
-  for (const char* arch : {"sm_80", "sm_86", "sm_89", "sm_90a"})
+  for (const char* arch : {"sm_80", "sm_86", "sm_89", "sm_90a", "compute_80", "compute_86"})
     for (auto [d, dv] : std::vector<std::pair<int, int>>{{64, 64},
                                                          {80, 80},
                                                          {96, 96},
@@ -198,7 +198,7 @@ TEST(DefaultCudaTiles, DecodeKeyWarpsByTileCount) {
 
 // Prefill tiles per head dim on sm_90a (docs/PERF.md, session 15): d <= 64 128 x 128 with one
 // staggered K and V buffer, d 128 128 x 64 with two stages, d > 128 64 x 64 with one; sm_80 keeps
-// 64 keys (and two stages) at d 64.
+// 64 keys (and two stages) at d 64. PTX for an arch gets that arch's tiles.
 TEST(DefaultCudaTiles, PrefillStagesByHeadDim) {
   auto tiles = [](const char* arch, int d) {
     KernelKey k;
@@ -212,6 +212,9 @@ TEST(DefaultCudaTiles, PrefillStagesByHeadDim) {
   EXPECT_EQ(tiles("sm_90a", 128), (std::vector<int>{128, 64, 4, 2}));
   EXPECT_EQ(tiles("sm_90a", 256), (std::vector<int>{64, 64, 4, 1}));
   EXPECT_EQ(tiles("sm_80", 64), (std::vector<int>{128, 64, 4, 2}));
+  EXPECT_EQ(tiles("compute_80", 64), tiles("sm_80", 64));
+  EXPECT_EQ(tiles("compute_90", 64), tiles("sm_90a", 64));
+  EXPECT_EQ(tiles("compute_86", 256), tiles("sm_86", 256));
 }
 
 // Tiles the CUDA template cannot instantiate are refused up front, naming the limit.

@@ -149,7 +149,7 @@ TEST_P(CudaCompile, CompilesWithoutSpills) {
   if (!cuda::nvrtc(&why)) GTEST_SKIP() << "NVRTC unavailable: " << why;
   const KernelKey& key = GetParam().key;
   const std::string source = generate_cuda_source(key);
-  const Cubin cubin = compile_cubin(source, key.target.cpu, key.name());
+  const CudaBinary cubin = compile_cuda_binary(source, key.target.cpu, key.name());
   // FLASHJIT_DUMP_DIR (as for the runtime): the source and the cubin, e.g. for readelf's section
   // sizes or, where the CUDA toolkit has it, nvdisasm.
   if (const std::string& dir = jit_config().dump_dir; !dir.empty()) {
@@ -188,10 +188,40 @@ TEST(CudaCompileOptions, EnvironmentOptionsAreAppendedAndReachNvrtc) {
   EXPECT_EQ(options[options.size() - 2], "-lineinfo");
   EXPECT_EQ(options.back(), "--ptxas-options=-O1");
   const KernelKey key = cuda_key("sm_90a", DType::kBFloat16, 128, 128, 4096).canonicalize();
-  const Cubin cubin = compile_cubin(generate_cuda_source(key), key.target.cpu, key.name());
+  const CudaBinary cubin =
+      compile_cuda_binary(generate_cuda_source(key), key.target.cpu, key.name());
   ASSERT_GT(cubin.usage.registers, 0) << cubin.log;
   const std::string bytes(cubin.bytes.begin(), cubin.bytes.end());
   EXPECT_NE(bytes.find(".debug_line"), std::string::npos) << "no line info in the cubin";
+}
+
+// A compute_ arch builds PTX (for the driver to compile where it loads) of that arch's code: the
+// sm_80 paths store P with shared-memory stores and launch without programmatic dependence, the
+// sm_90 ones use stmatrix and griddepcontrol.
+TEST(CudaCompilePtx, ComputeArchsBuildPtxOfTheirOwnCode) {
+  std::string why;
+  if (!cuda::nvrtc(&why)) GTEST_SKIP() << "NVRTC unavailable: " << why;
+  auto ptx = [](const std::string& arch, bool split) {
+    KernelKey k = cuda_key(arch, DType::kBFloat16, 256, 256, split ? 1 : 4096);
+    k.split_kv = split;
+    k = tiled(k, split ? 1 : 4096).canonicalize();
+    const CudaBinary built = compile_cuda_binary(generate_cuda_source(k), arch, k.name());
+    EXPECT_EQ(built.usage.registers, -1) << "ptxas ran for " << arch;
+    EXPECT_FALSE(built.bytes.empty());
+    EXPECT_EQ(built.bytes.back(), '\0') << "PTX for the driver ends in its NUL";
+    return std::string(built.bytes.c_str());
+  };
+  const std::string prefill80 = ptx("compute_80", false), prefill90 = ptx("compute_90", false);
+  const std::string split80 = ptx("compute_80", true), split90 = ptx("compute_90", true);
+  EXPECT_NE(prefill80.find(".target sm_80"), std::string::npos);
+  EXPECT_NE(prefill90.find(".target sm_90"), std::string::npos);
+  for (const std::string* text : {&prefill80, &prefill90, &split80, &split90})
+    EXPECT_NE(text->find(std::string(".entry ") + kCudaEntryFwd), std::string::npos);
+  EXPECT_NE(split80.find(std::string(".entry ") + kCudaEntryCombine), std::string::npos);
+  EXPECT_EQ(prefill80.find("stmatrix"), std::string::npos);
+  EXPECT_NE(prefill90.find("stmatrix"), std::string::npos);
+  EXPECT_EQ(split80.find("griddepcontrol"), std::string::npos);
+  EXPECT_NE(split90.find("griddepcontrol"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Keys, CudaCompile, ::testing::ValuesIn(cases()),

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -20,6 +22,7 @@
 #include "flashjit/flashjit.h"
 #include "reference/device_mirrors.h"
 #include "runtime/cuda_api.h"
+#include "runtime/cuda_backend.h"
 #include "small_kvcache_problem.h"
 
 namespace flashjit {
@@ -84,30 +87,49 @@ TEST_F(CudaLaunch, WarmKernelIsCapturedIntoAGraphAndReplaysBitwise) {
   cuda::driver()->cuGraphDestroy(graph);
 }
 
+// Runs this program's tests that match `filter` in a fresh process whose environment is this one's
+// with `vars` ("NAME=value") set; true when they pass (the child's output goes to this one's).
+bool run_child(const std::string& filter, const std::vector<std::string>& vars) {
+  std::vector<std::string> env = vars;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    bool overridden = false;
+    for (const std::string& v : vars)
+      overridden |= entry.compare(0, v.find('=') + 1, v, 0, v.find('=') + 1) == 0;
+    if (!overridden) env.push_back(entry);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string exe = "/proc/self/exe", filter_flag = "--gtest_filter=" + filter;
+  char* argv[] = {exe.data(), filter_flag.data(), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, envp.data()) != 0) return false;
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// The role a child process of run_child was started for, "" in the parent.
+std::string child_role() {
+  const char* role = std::getenv("FLASHJIT_LAUNCH_TEST_CHILD");
+  return role ? role : "";
+}
+
 // A cache hit needs no NVRTC: a fresh process given the cache this one filled runs the same call
 // with JIT disabled (CudaLaunchChild below) and finds no libnvrtc mapped afterwards.
 TEST_F(CudaLaunch, CacheHitInAFreshProcessLoadsNoNvrtc) {
   Problem p(64);
   flash_attn_with_kvcache(p.args(stream_));  // compiles, or loads it from this process's cache
   FLASHJIT_CU(cuStreamSynchronize(stream_));
-  std::vector<std::string> env = {"FLASHJIT_LAUNCH_TEST_CHILD=1", "FLASHJIT_DISABLE_JIT=1"};
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  std::vector<char*> envp;
-  for (std::string& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string exe = "/proc/self/exe", filter = "--gtest_filter=CudaLaunchChild.*";
-  char* argv[] = {exe.data(), filter.data(), nullptr};
-  pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, envp.data()), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+  EXPECT_TRUE(run_child("CudaLaunchChild.RunsFromTheCacheWithoutLoadingNvrtc",
+                        {"FLASHJIT_LAUNCH_TEST_CHILD=cache-hit", "FLASHJIT_DISABLE_JIT=1"}))
       << "the child failed (its output above)";
 }
 
 // Run only by CacheHitInAFreshProcessLoadsNoNvrtc, in its own process.
 TEST(CudaLaunchChild, RunsFromTheCacheWithoutLoadingNvrtc) {
-  if (!std::getenv("FLASHJIT_LAUNCH_TEST_CHILD"))
+  if (child_role() != "cache-hit")
     GTEST_SKIP() << "the child process of CudaLaunch.CacheHitInAFreshProcessLoadsNoNvrtc";
   testing::DeviceMirrors context(kGpu);  // makes the primary context current
   Problem p(64);
@@ -118,6 +140,82 @@ TEST(CudaLaunchChild, RunsFromTheCacheWithoutLoadingNvrtc) {
   std::ifstream maps("/proc/self/maps");
   std::string line;
   while (std::getline(maps, line)) EXPECT_THAT(line, Not(HasSubstr("libnvrtc")));
+}
+
+// FLASHJIT_CUDA_ARCH=compute_80: a fresh process builds PTX of the sm_80 code paths, which the
+// driver compiles for this GPU, and gets this process's result (CudaLaunchChild below). An arch
+// whose cubins cannot run here fails the call, naming the variable, the device and both archs.
+TEST_F(CudaLaunch, ArchOverrideRunsPtxAndRefusesAnArchThatCannotRun) {
+  Problem p(64);
+  flash_attn_with_kvcache(p.args(stream_));
+  const std::vector<uint16_t> expected = p.output();
+  const std::string path = std::string(std::getenv("FLASHJIT_CACHE_DIR")) + "/expected_out.bin";
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(expected.data()),
+             static_cast<std::streamsize>(expected.size() * 2));
+  EXPECT_TRUE(run_child("CudaLaunchChild.RunsPtxOfAnOlderArch",
+                        {"FLASHJIT_LAUNCH_TEST_CHILD=ptx", "FLASHJIT_CUDA_ARCH=compute_80",
+                         "FLASHJIT_LAUNCH_TEST_EXPECTED=" + path}))
+      << "the compute_80 child failed (its output above)";
+  const bool hopper = cuda_arch(0).rfind("sm_9", 0) == 0;
+  EXPECT_TRUE(run_child("CudaLaunchChild.RefusesAnArchThatCannotRun",
+                        {"FLASHJIT_LAUNCH_TEST_CHILD=unrunnable",
+                         std::string("FLASHJIT_CUDA_ARCH=") + (hopper ? "sm_80" : "sm_90a")}))
+      << "the unrunnable-arch child failed (its output above)";
+}
+
+// Run only by ArchOverrideRunsPtxAndRefusesAnArchThatCannotRun, in its own process.
+TEST(CudaLaunchChild, RunsPtxOfAnOlderArch) {
+  if (child_role() != "ptx") GTEST_SKIP() << "a child process of CudaLaunch.ArchOverride*";
+  testing::DeviceMirrors context(kGpu);
+  EXPECT_EQ(cuda_arch(0), "compute_80");
+  Problem p(64);
+  FLASHJIT_CU(cuMemsetD8(p.out, 0xff, size_t(p.b) * p.s * p.h * p.d * 2));  // poison
+  flash_attn_with_kvcache(p.args(nullptr));
+  const std::vector<uint16_t> got = p.output();
+  EXPECT_EQ(cache_stats().compiles, 1);
+  std::vector<uint16_t> expected(got.size());
+  std::ifstream(std::getenv("FLASHJIT_LAUNCH_TEST_EXPECTED"), std::ios::binary)
+      .read(reinterpret_cast<char*>(expected.data()),
+            static_cast<std::streamsize>(expected.size() * 2));
+  auto value = [](uint16_t bits) {
+    const uint32_t word = uint32_t(bits) << 16;
+    float f;
+    std::memcpy(&f, &word, 4);
+    return f;
+  };
+  int mismatches = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    // Both runs round fp32 results to bf16; their sums may differ in order (other tiles).
+    const float a = value(got[i]), b = value(expected[i]);
+    if (!(std::fabs(a - b) <= std::fabs(b) / 128)) ++mismatches;
+  }
+  EXPECT_EQ(mismatches, 0) << "of " << got.size() << " outputs";
+  // The kernel came from PTX: its cache entries sit under the compute_80 target.
+  bool found = false;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(std::getenv("FLASHJIT_CACHE_DIR")))
+    found |= entry.is_directory() && entry.path().filename() == "cuda-compute_80";
+  EXPECT_TRUE(found) << "no cuda-compute_80 entries in the cache";
+}
+
+// Run only by ArchOverrideRunsPtxAndRefusesAnArchThatCannotRun, in its own process.
+TEST(CudaLaunchChild, RefusesAnArchThatCannotRun) {
+  if (child_role() != "unrunnable") GTEST_SKIP() << "a child process of CudaLaunch.ArchOverride*";
+  testing::DeviceMirrors context(kGpu);
+  const std::string arch = std::getenv("FLASHJIT_CUDA_ARCH");
+  Problem p(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {  // every call says so, not only the first
+    try {
+      flash_attn_with_kvcache(p.args(nullptr));
+      ADD_FAILURE() << "a kernel for " << arch << " ran";
+    } catch (const UsageError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("FLASHJIT_CUDA_ARCH: expected an arch whose kernels run on "
+                                      "cuda:0"));
+      EXPECT_THAT(e.what(), HasSubstr("got " + arch));
+      EXPECT_THAT(e.what(), HasSubstr("a cubin for " + arch + " runs only on compute capability"));
+    }
+  }
 }
 
 template <typename E>

@@ -36,6 +36,7 @@ TEST(JitConfigParse, AnEmptyEnvironmentGivesTheDefaults) {
   EXPECT_EQ(p.config.cuda_block_m, 0);
   EXPECT_EQ(p.config.cuda_causal_section, 0);
   EXPECT_TRUE(p.config.nvrtc_options.empty());
+  EXPECT_EQ(p.config.cuda_arch, "");
 }
 
 TEST(JitConfigParse, WellFormedValuesTakeEffect) {
@@ -46,6 +47,7 @@ TEST(JitConfigParse, WellFormedValuesTakeEffect) {
                           {"FLASHJIT_LOCK_TIMEOUT_MS", "250"},
                           {"FLASHJIT_CUDA_TILES", "128,64,4"},
                           {"FLASHJIT_CUDA_CAUSAL_SECTION", "16"},
+                          {"FLASHJIT_CUDA_ARCH", "compute_80"},
                           {"FLASHJIT_NVRTC_OPTIONS", " --time=t.csv  -lineinfo "}});
   EXPECT_TRUE(p.warnings.empty());
   EXPECT_TRUE(p.config.validate);
@@ -58,6 +60,7 @@ TEST(JitConfigParse, WellFormedValuesTakeEffect) {
   EXPECT_EQ(p.config.cuda_num_warps, 4);
   EXPECT_EQ(p.config.cuda_num_stages, 0);
   EXPECT_EQ(p.config.cuda_causal_section, 16);
+  EXPECT_EQ(p.config.cuda_arch, "compute_80");
   EXPECT_EQ(p.config.nvrtc_options, (std::vector<std::string>{"--time=t.csv", "-lineinfo"}));
   EXPECT_EQ(parse({{"FLASHJIT_CUDA_TILES", "16,16,12,2"}}).config.cuda_num_stages, 2);
 }
@@ -81,6 +84,8 @@ TEST(JitConfigParse, MalformedValuesKeepTheDefaultAndWarn) {
       {"FLASHJIT_CUDA_TILES", "128,64,4,2,1", "block_m,block_n,num_warps[,num_stages]"},
       {"FLASHJIT_CUDA_TILES", "128,,4", "block_m,block_n,num_warps[,num_stages]"},
       {"FLASHJIT_CUDA_TILES", "128x64x4", "block_m,block_n,num_warps[,num_stages]"},
+      {"FLASHJIT_CUDA_ARCH", "sm80", "sm_XY, sm_XYa, compute_XY or compute_XYa"},
+      {"FLASHJIT_CUDA_ARCH", "ampere", "sm_XY, sm_XYa, compute_XY or compute_XYa"},
   };
   const JitConfig defaults = parse({}).config;
   for (const Case& c : cases) {
@@ -98,6 +103,7 @@ TEST(JitConfigParse, MalformedValuesKeepTheDefaultAndWarn) {
     EXPECT_EQ(p.config.cuda_causal_section, defaults.cuda_causal_section);
     EXPECT_EQ(p.config.cuda_block_m, defaults.cuda_block_m);
     EXPECT_EQ(p.config.cuda_num_warps, defaults.cuda_num_warps);
+    EXPECT_EQ(p.config.cuda_arch, defaults.cuda_arch);
   }
 }
 
