@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the device machine (see docs/DEVICE.md), from the repository root, with .device carried:
 # the CUDA test suite, once more under compute-sanitizer memcheck and racecheck (subsets), and the
-# bench. Usage: scripts/device_run.sh [tests|archs|memcheck|racecheck|bench|all] ...
+# bench. Usage: scripts/device_run.sh [tests|archs|memcheck|racecheck|initcheck|synccheck|bench|all]
 # Logs go to $OUT.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -69,6 +69,16 @@ if [ "$what" = racecheck ] || [ "$what" = all ]; then
     >"$out/racecheck.log" 2>&1 || status=1
   tail -5 "$out/racecheck.log"
 fi
+# Reads of device memory nothing wrote (initcheck: e.g. a combine reading an empty split's
+# partials) and barrier misuse (synccheck), on the memcheck subset. Not part of `all`.
+for tool in initcheck synccheck; do
+  [ "$what" = "$tool" ] || continue
+  sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+  "$sanitizer" --tool "$tool" --error-exitcode 3 "$build/tests/cuda/flashjit_cuda_tests" \
+    --gtest_filter="${MEMCHECK_FILTER:-Smoke/*:CudaMetamorphic.*:Level1/*q113_k203*:Level1/*q1_k128*:Level1/*q3_k1024*:CudaPlan.*:CudaMergeStates.*:*CudaDecodeMerge.*}" \
+    >"$out/$tool.log" 2>&1 || status=1
+  tail -5 "$out/$tool.log"
+done
 if [ "$what" = bench ] || [ "$what" = all ]; then
   "$build/tools/flashjit_cuda_bench" "$@" >"$out/flashjit_bench.jsonl" || status=1
   PYTHONUNBUFFERED=1 python3 "$root/tools/bench_peers.py" "$out/peers.json" "$@" \
