@@ -21,6 +21,7 @@
 #if FLASHJIT_HAVE_CUDA
 #include "runtime/cuda_backend.h"
 #include "runtime/cuda_context.h"
+#include "runtime/cuda_device.h"
 #endif
 
 namespace flashjit {

@@ -1,4 +1,4 @@
-// Runs CUDA kernels: the arch of a device, the kernel registry (NVRTC cubins in the disk cache,
+// Runs CUDA kernels: the kernel registry (NVRTC cubins in the disk cache,
 // one module per CUDA context) and the launch on the caller's stream.
 #pragma once
 
@@ -11,17 +11,6 @@
 #include "templates/merge_params.h"
 
 namespace flashjit {
-
-// "sm_80", "sm_86", "sm_90a", ... for a device ordinal. Throws NotSupportedError without a GPU.
-std::string cuda_arch(int device);
-
-// Usage checks that need the driver: `data` is device memory of device `device`.
-void check_cuda_pointer(const void* data, int device, const char* name);
-
-// Multiprocessors of a device (cached per device).
-int cuda_sm_count(int device);
-// Its L2 cache in bytes.
-int64_t cuda_l2_bytes(int device);
 
 // The functions below run inside the call's CudaCallContext (runtime/cuda_context.h).
 

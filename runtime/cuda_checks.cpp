@@ -5,7 +5,7 @@
 #include "flashjit/error.h"
 #include "runtime/attention_problem.h"
 #include "runtime/cuda_api.h"
-#include "runtime/cuda_backend.h"
+#include "runtime/cuda_device.h"
 
 namespace flashjit {
 namespace {

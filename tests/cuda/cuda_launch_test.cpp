@@ -22,7 +22,7 @@
 #include "flashjit/flashjit.h"
 #include "reference/device_mirrors.h"
 #include "runtime/cuda_api.h"
-#include "runtime/cuda_backend.h"
+#include "runtime/cuda_device.h"
 #include "small_kvcache_problem.h"
 
 namespace flashjit {
