@@ -95,7 +95,15 @@ CudaBinary compile_cuda_binary(const std::string& source, const std::string& arc
   if (log_size) api->nvrtcGetProgramLog(program, out.log.data());
   while (!out.log.empty() && out.log.back() == '\0') out.log.pop_back();
   if (result != NVRTC_SUCCESS) {
-    throw CompileError(key_name, std::string(api->nvrtcGetErrorString(result)) + "\n" + out.log);
+    std::string hint;
+    if (result == NVRTC_ERROR_INVALID_OPTION &&
+        out.log.find("gpu-architecture") != std::string::npos)
+      hint = (out.log.empty() || out.log.back() == '\n' ? "" : "\n") + nvrtc_identity() +
+             " does not know " + arch +
+             "; FLASHJIT_CUDA_ARCH=compute_XY builds PTX for an arch it knows, which the driver "
+             "compiles for the GPU";
+    throw CompileError(key_name,
+                       std::string(api->nvrtcGetErrorString(result)) + "\n" + out.log + hint);
   }
   size_t size = 0;
   if (parse_cuda_arch(arch).value_or(CudaArch{}).ptx) {

@@ -11,6 +11,7 @@
 #include "cache/sha256.h"
 #include "codegen/generate_source.h"
 #include "codegen/tile_config.h"
+#include "flashjit/error.h"
 #include "runtime/config.h"
 #include "runtime/cuda_api.h"
 #include "runtime/cuda_compiler.h"
@@ -222,6 +223,21 @@ TEST(CudaCompilePtx, ComputeArchsBuildPtxOfTheirOwnCode) {
   EXPECT_NE(prefill90.find("stmatrix"), std::string::npos);
   EXPECT_EQ(split80.find("griddepcontrol"), std::string::npos);
   EXPECT_NE(split90.find("griddepcontrol"), std::string::npos);
+}
+
+// An arch this NVRTC does not know (a GPU newer than the toolkit) fails naming it and the way out.
+TEST(CudaCompileErrors, UnknownArchPointsToPtx) {
+  std::string why;
+  if (!cuda::nvrtc(&why)) GTEST_SKIP() << "NVRTC unavailable: " << why;
+  try {
+    compile_cuda_binary("extern \"C\" __global__ void f() {}", "sm_990", "probe_key");
+    ADD_FAILURE() << "NVRTC compiled for sm_990";
+  } catch (const CompileError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("probe_key"), std::string::npos) << what;
+    EXPECT_NE(what.find("does not know sm_990"), std::string::npos) << what;
+    EXPECT_NE(what.find("FLASHJIT_CUDA_ARCH=compute_XY"), std::string::npos) << what;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Keys, CudaCompile, ::testing::ValuesIn(cases()),
