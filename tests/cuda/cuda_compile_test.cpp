@@ -1,6 +1,6 @@
-// Every axis of the CUDA kernel key compiles under NVRTC, for sm_80 and sm_90a, with the default
-// tiles, and ptxas reports no local-memory spills and registers within the limit. Runs without a
-// GPU. FLASHJIT_TEST_LEVEL=2 compiles the full cross product of dtype x head dims x flags.
+// Every axis of the CUDA kernel key compiles under NVRTC, for sm_80 and sm_90a (and sm_86 where
+// its tiles differ), with the default tiles, and ptxas reports no local-memory spills and
+// registers within the limit. Runs without a GPU. FLASHJIT_TEST_LEVEL=2 compiles the full cross product of dtype x head dims x flags.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -140,6 +140,22 @@ std::vector<CudaCase> cases() {
         }
     }
   }
+  // sm_86 and sm_89 (99 KiB of shared memory a CTA): the keys whose tiles differ from sm_80's,
+  // prefill- and decode-shaped, and a serving decode step.
+  auto same_tiles = [](const KernelKey& a, const KernelKey& b) {
+    return a.block_m == b.block_m && a.block_n == b.block_n && a.num_warps == b.num_warps &&
+           a.num_stages == b.num_stages;
+  };
+  for (auto [d, dv] : dims)
+    for (int rows : {4096, 4}) {
+      KernelKey k = cuda_key("sm_86", DType::kBFloat16, d, dv, rows);
+      k.paged_kv = k.seqused_k = k.pack_gqa = k.lse = rows == 4;
+      k.split_kv = k.append_kv = k.rotary = k.leftpad = rows == 4;
+      KernelKey on_sm80 = k;
+      on_sm80.target.cpu = "sm_80";
+      k = tiled(k, rows);
+      if (!same_tiles(k, tiled(on_sm80, rows))) add(k);
+    }
   return out;
 }
 
