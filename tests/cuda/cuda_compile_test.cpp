@@ -1,6 +1,7 @@
 // Every axis of the CUDA kernel key compiles under NVRTC, for sm_80 and sm_90a (and sm_86 where
 // its tiles differ), with the default tiles, and ptxas reports no local-memory spills and
-// registers within the limit. Runs without a GPU. FLASHJIT_TEST_LEVEL=2 compiles the full cross product of dtype x head dims x flags.
+// registers within the limit. Runs without a GPU. FLASHJIT_TEST_LEVEL=2 compiles the full cross
+// product of dtype x head dims x flags.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
