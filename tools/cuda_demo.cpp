@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#if FLASHJIT_HAVE_CUDA
+#ifdef FLASHJIT_HAVE_CUDA
 
 #include <algorithm>
 #include <string>
