@@ -127,10 +127,11 @@ TEST_F(CudaLaunch, CacheHitInAFreshProcessLoadsNoNvrtc) {
       << "the child failed (its output above)";
 }
 
-// Run only by CacheHitInAFreshProcessLoadsNoNvrtc, in its own process.
+// Run only by CacheHitInAFreshProcessLoadsNoNvrtc and ArchOverride*, in its own process.
 TEST(CudaLaunchChild, RunsFromTheCacheWithoutLoadingNvrtc) {
   if (child_role() != "cache-hit")
-    GTEST_SKIP() << "the child process of CudaLaunch.CacheHitInAFreshProcessLoadsNoNvrtc";
+    GTEST_SKIP() << "a child process of CudaLaunch.CacheHitInAFreshProcessLoadsNoNvrtc and "
+                    "CudaLaunch.ArchOverride*";
   testing::DeviceMirrors context(kGpu);  // makes the primary context current
   Problem p(64);
   flash_attn_with_kvcache(p.args(nullptr));
@@ -143,8 +144,9 @@ TEST(CudaLaunchChild, RunsFromTheCacheWithoutLoadingNvrtc) {
 }
 
 // FLASHJIT_CUDA_ARCH=compute_80: a fresh process builds PTX of the sm_80 code paths, which the
-// driver compiles for this GPU, and gets this process's result (CudaLaunchChild below). An arch
-// whose cubins cannot run here fails the call, naming the variable, the device and both archs.
+// driver compiles for this GPU, and gets this process's result (CudaLaunchChild below); another
+// loads that PTX from the cache without NVRTC. An arch whose cubins cannot run here fails the
+// call, naming the variable, the device and both archs.
 TEST_F(CudaLaunch, ArchOverrideRunsPtxAndRefusesAnArchThatCannotRun) {
   Problem p(64);
   flash_attn_with_kvcache(p.args(stream_));
@@ -159,6 +161,12 @@ TEST_F(CudaLaunch, ArchOverrideRunsPtxAndRefusesAnArchThatCannotRun) {
                         {"FLASHJIT_LAUNCH_TEST_CHILD=ptx", "FLASHJIT_CUDA_ARCH=compute_80",
                          "FLASHJIT_LAUNCH_TEST_EXPECTED=" + path}))
       << "the compute_80 child failed (its output above)";
+  // Its PTX is then a cache hit in a fresh process that loads no NVRTC: the driver compiles it
+  // (a precompiled PTX kernel deploys with the driver alone).
+  EXPECT_TRUE(run_child("CudaLaunchChild.RunsFromTheCacheWithoutLoadingNvrtc",
+                        {"FLASHJIT_LAUNCH_TEST_CHILD=cache-hit", "FLASHJIT_DISABLE_JIT=1",
+                         "FLASHJIT_CUDA_ARCH=compute_80"}))
+      << "the compute_80 cache-hit child failed (its output above)";
   // A cubin of another major version than the device's own (this process may run with an arch
   // of its own set).
   CUdevice dev = 0;
