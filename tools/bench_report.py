@@ -205,6 +205,9 @@ def main():
     api = next((r.get("prefill_api") for r in mine if r.get("kind") == "meta"), "varlen")
     via = "flash_attn_with_kvcache on dense tensors" if api == "kvcache" else "flash_attn_varlen"
     print(f"- flashjit prefill through: {via}")
+    arch = next((r.get("arch") for r in mine if r.get("kind") == "meta"), None)
+    if arch:
+        print(f"- flashjit kernels built for: {arch}")
     # How the L2 was cleared before each timed call: "write" (do_bench's memset) or "read".
     mine_scrub = next((r.get("scrub") for r in mine if r.get("kind") == "meta"), "write")
     peers_scrub = peers.get("scrub", "write")

@@ -22,6 +22,7 @@
 
 #include "flashjit/flashjit.h"
 #include "runtime/cuda_api.h"
+#include "runtime/cuda_device.h"
 
 namespace {
 
@@ -327,8 +328,17 @@ int main(int argc, char** argv) {
   if (!probe) {
     if (!mkdtemp(dir)) return 1;
     setenv("FLASHJIT_CACHE_DIR", dir, 1);  // a fresh cache: first calls compile
-    std::printf("{\"kind\": \"meta\", \"scrub\": \"%s\", \"prefill_api\": \"%s\"}\n",
-                scrub_by_read() ? "read" : "write", prefill_api().c_str());
+    // The arch the kernels are built for: the device's, or FLASHJIT_CUDA_ARCH's.
+    std::string arch;
+    try {
+      arch = flashjit::cuda_arch(0);
+    } catch (const flashjit::Error& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 1;
+    }
+    std::printf(
+        "{\"kind\": \"meta\", \"scrub\": \"%s\", \"prefill_api\": \"%s\", \"arch\": \"%s\"}\n",
+        scrub_by_read() ? "read" : "write", prefill_api().c_str(), arch.c_str());
   }
   CUdevice dev;
   CUcontext ctx;
