@@ -44,7 +44,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
 fi
 # The suite once per arch of ARCHS (FLASHJIT_CUDA_ARCH): PTX of older GPUs' code paths (sm_80's
 # shared-memory tiles and P stores, sm_86's 99 KiB tiles), compiled by the driver for this GPU.
-if [ "$what" = archs ]; then
+if [ "$what" = archs ] || [ "$what" = all ]; then
   for arch in ${ARCHS:-compute_80 compute_86}; do
     FLASHJIT_CUDA_ARCH="$arch" run_suite "cuda_tests_$arch" "$@"
   done
