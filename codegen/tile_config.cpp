@@ -67,23 +67,33 @@ TileConfig default_cpu_tiles(const KernelKey& key, const TileProblem& problem) {
   return t;
 }
 
-int cuda_smem_limit(const std::string& arch) {
-  // Per-block opt-in maxima (CUDA programming guide, compute capabilities table).
-  const int cc = cuda_arch_cc(arch);
-  if (cc == 80 || cc == 87) return 163 * 1024;
-  if (cc == 86 || cc == 89) return 99 * 1024;
-  if (cc == 90) return 227 * 1024;
-  return 48 * 1024;
+namespace {
+// Shared memory an SM has for its CTAs, and the most one CTA may opt in to (CUDA programming
+// guide, compute capabilities table); an arch not listed gets the 48 KiB every arch allows.
+struct SmemLimits {
+  int per_sm, per_cta;
+};
+SmemLimits smem_limits(const std::string& arch) {
+  switch (cuda_arch_cc(arch)) {
+    case 80:
+    case 87:
+      return {164 * 1024, 163 * 1024};
+    case 86:
+    case 89:
+      return {100 * 1024, 99 * 1024};
+    case 90:
+      return {228 * 1024, 227 * 1024};
+    default:
+      return {100 * 1024, 48 * 1024};
+  }
 }
+}  // namespace
+
+int cuda_smem_limit(const std::string& arch) { return smem_limits(arch).per_cta; }
 
 int cuda_ctas_per_sm(const std::string& arch, int smem_bytes, int threads) {
-  // Shared memory an SM has for CTAs (1 KiB of it reserved per CTA), per the CUDA programming
-  // guide's compute capability table.
-  const int cc = cuda_arch_cc(arch);
-  int sm_smem = 100 * 1024;
-  if (cc == 80 || cc == 87) sm_smem = 164 * 1024;
-  if (cc == 90) sm_smem = 228 * 1024;
-  const int by_smem = sm_smem / (std::max(smem_bytes, 0) + 1024);
+  // 1 KiB of an SM's shared memory is reserved per CTA.
+  const int by_smem = smem_limits(arch).per_sm / (std::max(smem_bytes, 0) + 1024);
   const int by_regs = 65536 / (std::max(threads, 32) * 256);  // 255 registers round up to 256
   return std::clamp(std::min(by_smem, by_regs), 1, 32);
 }
