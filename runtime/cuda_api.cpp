@@ -95,17 +95,18 @@ const NvrtcApi* nvrtc(std::string* why) {
   return n.ok ? &n.api : nullptr;
 }
 
+std::string error_name(CUresult result) {
+  const char* name = nullptr;
+  if (const DriverApi* d = driver()) d->cuGetErrorName(result, &name);
+  return name ? name : std::to_string(static_cast<int>(result));
+}
+
 void check(CUresult result, const char* call) {
   if (result == CUDA_SUCCESS) return;
-  const char* name = nullptr;
   const char* text = nullptr;
-  if (const DriverApi* d = driver()) {
-    d->cuGetErrorName(result, &name);
-    d->cuGetErrorString(result, &text);
-  }
-  throw Error(std::string("flashjit: CUDA driver call ") + call +
-              " failed: " + (name ? name : std::to_string(static_cast<int>(result))) + " (" +
-              (text ? text : "no description") + ")");
+  if (const DriverApi* d = driver()) d->cuGetErrorString(result, &text);
+  throw Error(std::string("flashjit: CUDA driver call ") + call + " failed: " + error_name(result) +
+              " (" + (text ? text : "no description") + ")");
 }
 
 void check(nvrtcResult result, const char* call) {

@@ -96,6 +96,9 @@ const DriverApi& require_driver();
 // NVRTC, loaded once; nullptr (with the reason in *why) when unavailable.
 const NvrtcApi* nvrtc(std::string* why = nullptr);
 
+// The driver's name for a result ("CUDA_ERROR_INVALID_VALUE"), or its number without a driver.
+std::string error_name(CUresult result);
+
 // Throws flashjit::Error naming the call, the error name and its description.
 void check(CUresult result, const char* call);
 void check(nvrtcResult result, const char* call);

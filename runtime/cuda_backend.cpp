@@ -126,10 +126,8 @@ CUmodule load_module(const std::string& bytes, const KernelKey& key) {
   CUmodule module = nullptr;
   const CUresult r = d.cuModuleLoadDataEx(&module, bytes.data(), 2, options, values);
   if (r != CUDA_SUCCESS) {
-    const char* name = nullptr;
-    d.cuGetErrorName(r, &name);
     throw Error(fmt::format("flashjit: loading kernel {} ({}) failed: {}{}{}", key.name(),
-                            key.target.cpu, name ? name : "unknown error", *log ? "\n" : "", log));
+                            key.target.cpu, cuda::error_name(r), *log ? "\n" : "", log));
   }
   return module;
 }
@@ -197,12 +195,10 @@ void launch_entry(const KernelKey& key, CUfunction f, const char* entry, CudaGri
   config.numAttrs = programmatic && cuda_arch_cc(key.target.cpu) >= 90 ? 1 : 0;
   const CUresult r = cuda::require_driver().cuLaunchKernelEx(&config, f, args, nullptr);
   if (r != CUDA_SUCCESS) {
-    const char* name = nullptr;
-    cuda::require_driver().cuGetErrorName(r, &name);
     throw Error(fmt::format(
         "flashjit: launching {} ({}) failed: {} (grid ({}, {}, {}), block {}, shared memory {} "
         "bytes)",
-        key.name(), entry, name ? name : "unknown error", grid.x, grid.y, grid.z, threads, smem));
+        key.name(), entry, cuda::error_name(r), grid.x, grid.y, grid.z, threads, smem));
   }
 }
 }  // namespace
