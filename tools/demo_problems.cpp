@@ -46,10 +46,10 @@ std::string how_obtained(const CacheStats& before, const CacheStats& after) {
 }
 
 DemoPrefill::DemoPrefill()
-    : q(DType::kBFloat16, int64_t{896} * kHeads * kDim, 1),
-      k(DType::kBFloat16, int64_t{896} * kHeadsK * kDim, 2),
-      v(DType::kBFloat16, int64_t{896} * kHeadsK * kDim, 3),
-      out(DType::kBFloat16, int64_t{896} * kHeads * kDim, 4) {}
+    : q(DType::kBFloat16, int64_t{total} * kHeads * kDim, 1),
+      k(DType::kBFloat16, int64_t{total} * kHeadsK * kDim, 2),
+      v(DType::kBFloat16, int64_t{total} * kHeadsK * kDim, 3),
+      out(DType::kBFloat16, int64_t{total} * kHeads * kDim, 4) {}
 
 const char* DemoPrefill::description() {
   return "prefill: varlen, 2 sequences (512 + 384 tokens), 16 query / 4 KV heads, d 128, bf16, "

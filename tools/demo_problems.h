@@ -18,7 +18,7 @@ struct DemoPrefill {
   static constexpr int kHeads = 16, kHeadsK = 4, kDim = 128;
   std::vector<int> lens = {512, 384};
   std::vector<int32_t> cu_seqlens = {0, 512, 896};
-  int total = 896;
+  int total = 896;  // declared before the tensors, which it sizes
   HostTensor q, k, v, out;
   DemoPrefill();
   static const char* description();
